@@ -1,0 +1,53 @@
+# Two commands do all the set-up: `make lab` and `make test`.
+# Both create .venv on first use and reinstall only when the dependency files change.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEPS   := pyproject.toml requirements-lock.txt
+NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: lab test lint student check-student execute lock clean
+
+$(STAMP): $(DEPS)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, found " + sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-lock.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+## lab: start JupyterLab on the first notebook
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+
+## test: library tests, both editions under nbval in fast mode, lint
+test: $(STAMP)
+	$(BIN)/ruff check utils tests solutions
+	ACV_FAST=1 $(BIN)/python -m pytest -q tests solutions notebooks $(NBVAL)
+
+lint: $(STAMP)
+	$(BIN)/ruff check utils tests solutions
+
+## student: regenerate notebooks/ (student edition) from solutions/
+student: $(STAMP)
+	$(BIN)/python -m utils.student
+
+check-student: $(STAMP)
+	$(BIN)/python -m utils.student --check
+
+## execute: re-run every solution notebook in full mode, in place (Restart & Run All)
+execute: $(STAMP)
+	for nb in solutions/*.ipynb; do \
+	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=900 "$$nb" || exit 1; \
+	done
+	$(BIN)/python -m utils.student
+
+## lock: re-pin requirements-lock.txt from what is installed in .venv
+lock: $(STAMP)
+	{ sed -n '1,3p' requirements-lock.txt; $(BIN)/python -m pip freeze --all --exclude-editable \
+	  | grep -v '^pip==\|^wheel==' | sed 's/^torch==\([0-9.]*\)+cpu/torch==\1/'; } > requirements-lock.new
+	mv requirements-lock.new requirements-lock.txt
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,198 @@
+"""Exercise checkers: ``fn = check.something(fn)`` after every exercise.
+
+Every checker runs the learner's function on seeded inputs and compares it with the
+course's reference implementation:
+
+- correct: prints a one-line confirmation and returns the learner's function;
+- ``NotImplementedError`` (the exercise is still blank): prints that the exercise is open and
+  returns the reference, so the rest of the notebook runs;
+- wrong: raises ``AssertionError`` saying what is wrong (type, shape, dtype, NaN/Inf, the
+  worst element and by how much, an input modified in place) followed by a hint.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import functional, saliency
+
+
+@dataclass
+class Case:
+    """One call of the function under test: ``fn(*args, **kwargs)``."""
+
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        def short(v: Any) -> str:
+            if isinstance(v, np.ndarray):
+                return f"array{v.shape}"
+            return repr(v)
+
+        parts = [short(a) for a in self.args] + [f"{k}={short(v)}" for k, v in self.kwargs.items()]
+        return "(" + ", ".join(parts) + ")"
+
+
+def _index_text(flat_index: int, shape: tuple[int, ...]) -> str:
+    return str(tuple(int(i) for i in np.unravel_index(flat_index, shape))) if shape else "()"
+
+
+def compare(got: Any, expected: Any, *, name: str = "output", rtol: float = 1e-7,
+            atol: float = 1e-10) -> float:
+    """Raise ``AssertionError`` describing the first way ``got`` differs from ``expected``.
+
+    Arrays are compared by type, shape, dtype, non-finite values and then elementwise with
+    ``|got - expected| <= atol + rtol * |expected|``. Tuples and lists are compared item by
+    item. Returns the largest absolute error found (0.0 for exact matches).
+    """
+    if isinstance(expected, tuple | list):
+        if not isinstance(got, tuple | list) or len(got) != len(expected):
+            got_text = f"{type(got).__name__} of length {len(got)}" if isinstance(
+                got, tuple | list) else type(got).__name__
+            raise AssertionError(
+                f"{name}: expected a tuple of {len(expected)} items, got a {got_text}")
+        return max((compare(g, e, name=f"{name}[{i}]", rtol=rtol, atol=atol)
+                    for i, (g, e) in enumerate(zip(got, expected, strict=True))), default=0.0)
+    if not isinstance(expected, np.ndarray):
+        if isinstance(expected, float | int | np.number) and isinstance(
+                got, float | int | np.number) and not isinstance(got, bool):
+            got, expected = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
+        elif got != expected:
+            raise AssertionError(f"{name}: expected {expected!r}, got {got!r}")
+        else:
+            return 0.0
+    if not isinstance(got, np.ndarray):
+        raise AssertionError(
+            f"{name}: expected a numpy array of shape {expected.shape}, got {type(got).__name__}"
+            + (" (did you forget to return the result?)" if got is None else ""))
+    if got.shape != expected.shape:
+        raise AssertionError(f"{name}: wrong shape, expected {expected.shape}, got {got.shape}")
+    if got.dtype != expected.dtype:
+        raise AssertionError(f"{name}: wrong dtype, expected {expected.dtype}, got {got.dtype}")
+    got_bad, exp_bad = ~np.isfinite(got), ~np.isfinite(expected)
+    if np.any(got_bad & ~exp_bad):
+        where = np.flatnonzero(got_bad & ~exp_bad)
+        kind = "NaN" if np.isnan(got.flat[where[0]]) else "Inf"
+        raise AssertionError(
+            f"{name}: contains {kind} at {where.size} position(s), first at index "
+            f"{_index_text(where[0], got.shape)}, where the answer is finite "
+            f"({expected.flat[where[0]]:.6g})")
+    if np.any(exp_bad & ~got_bad):
+        where = np.flatnonzero(exp_bad & ~got_bad)
+        raise AssertionError(
+            f"{name}: expected a non-finite value at index {_index_text(where[0], got.shape)}, "
+            f"got {got.flat[where[0]]:.6g}")
+    ok = np.isfinite(expected)
+    err = np.zeros(expected.shape)
+    err[ok] = np.abs(got[ok].astype(np.float64) - expected[ok])
+    allowed = atol + rtol * np.abs(np.where(ok, expected, 0.0))
+    bad = err > allowed
+    if np.any(bad) and expected.ndim == 0:
+        raise AssertionError(f"{name}: expected {float(expected):.6g}, got {float(got):.6g} "
+                             f"(off by {float(err):.3g})")
+    if np.any(bad):
+        worst = int(np.argmax(np.where(bad, err / allowed, -np.inf)))
+        raise AssertionError(
+            f"{name}: values differ at {int(bad.sum())} of {expected.size} elements; worst at "
+            f"index {_index_text(worst, expected.shape)}: expected {expected.flat[worst]:.6g}, "
+            f"got {got.flat[worst]:.6g} (off by {err.flat[worst]:.3g}; tolerance "
+            f"{allowed.flat[worst]:.1g})")
+    return float(err.max(initial=0.0))
+
+
+def check_exercise(learner: Callable, reference: Callable, cases: Sequence[Case], *,
+                   title: str, hint: str, rtol: float = 1e-7, atol: float = 1e-10) -> Callable:
+    """Run ``learner`` and ``reference`` on every case; return the function to use next."""
+    if not callable(learner):
+        raise ValueError(f"the exercise function for {title!r} must be callable, "
+                         f"got {type(learner).__name__}")
+    worst = 0.0
+    for number, case in enumerate(cases, start=1):
+        args, kwargs = copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
+        try:
+            got = learner(*args, **kwargs)
+        except NotImplementedError:
+            print(f"⏳ {title}: exercise still open. Using the reference solution so that the "
+                  "rest of the notebook runs; come back when you are ready.")
+            return reference
+        expected = reference(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+        where = f"test case {number} of {len(cases)}, inputs {case.describe()}"
+        for i, (before, after) in enumerate(zip(case.args, args, strict=True)):
+            if isinstance(before, np.ndarray) and not np.array_equal(before, after, equal_nan=True):
+                raise AssertionError(
+                    f"{title} ({where}): your function modified argument {i + 1} in place; "
+                    "compute the result in a new array instead.\nHint: " + hint)
+        try:
+            worst = max(worst, compare(got, expected, rtol=rtol, atol=atol))
+        except AssertionError as exc:
+            raise AssertionError(f"{title} ({where}): {exc}\nHint: {hint}") from None
+    print(f"✅ {title}: correct on {len(cases)} test cases (largest error {worst:.1e}).")
+    return learner
+
+
+# ---------------------------------------------------------------------------------------------
+# The exercises of the course, in notebook order.
+# ---------------------------------------------------------------------------------------------
+
+def softmax(fn: Callable) -> Callable:
+    """Notebook 00, warm-up: a numerically stable softmax ``fn(x, axis=-1)``."""
+    rng = np.random.default_rng(0)
+    cases = [
+        Case((rng.normal(size=5),)),
+        Case((rng.normal(size=(3, 4)),)),
+        Case((rng.normal(size=(2, 3, 4)),), {"axis": 1}),
+        Case((rng.normal(size=(4, 2)),), {"axis": 0}),
+        Case((np.array([1000.0, 1001.0, 1002.0]),)),
+        Case((np.array([[-800.0, -801.0], [3.0, 3.0]]),)),
+    ]
+    return check_exercise(
+        fn, functional.softmax, cases, title="softmax", rtol=1e-9,
+        hint="subtract the maximum along `axis` (keepdims=True) before np.exp, so that large "
+             "scores do not overflow, then divide by the sum along the same axis.")
+
+
+def center_surround(fn: Callable) -> Callable:
+    """Notebook 01: |center - upsample(surround)| with ``saliency.upsample``."""
+    rng = np.random.default_rng(1)
+    shapes = [((16, 16), (2, 2)), ((32, 24), (4, 3)), ((13, 9), (2, 2)), ((8, 8), (1, 1))]
+    cases = [Case((rng.random(c), rng.random(s))) for c, s in shapes]
+    return check_exercise(
+        fn, saliency.center_surround, cases, title="center_surround",
+        hint="bring the coarse surround map up to the centre's shape with "
+             "upsample(surround, center.shape), subtract it point by point, and take the "
+             "absolute value.")
+
+
+def normalize_map(fn: Callable) -> Callable:
+    """Notebook 01: the map normalisation operator N(.) of Itti, Koch and Niebur (1998)."""
+    rng = np.random.default_rng(2)
+    single_peak = np.zeros((9, 9))
+    single_peak[4, 4] = 3.0
+    cases = [Case((rng.random((12, 12)),)), Case((rng.random((7, 10)) * 50 - 20,)),
+             Case((rng.random((16, 16)),), {"M": 10.0}), Case((single_peak,)),
+             Case((np.full((5, 5), 0.3),))]
+    return check_exercise(
+        fn, saliency.normalize_map, cases, title="normalize_map",
+        hint="(1) rescale to [0, M] with (m - min) / (max - min) * M (a constant map becomes all "
+             "zeros); (2) find local maxima with local_maxima(mask); (3) m_bar is the mean of the "
+             "local maxima other than the global one (0 if there are none); (4) multiply by "
+             "(M - m_bar) ** 2.")
+
+
+def spectral_residual(fn: Callable) -> Callable:
+    """Notebook 01: the spectral residual saliency of Hou and Zhang (2007), before smoothing."""
+    rng = np.random.default_rng(3)
+    cases = [Case((rng.random((64, 64)),)), Case((rng.random((48, 64)),)),
+             Case((saliency.search_array("colour", seed=0, size=64)[0].mean(axis=2),))]
+    return check_exercise(
+        fn, saliency.spectral_residual_raw, cases, title="spectral_residual", rtol=1e-6,
+        atol=1e-9,
+        hint="F = np.fft.fft2(image); L = np.log(np.abs(F) + EPS); P = np.angle(F); "
+             "R = L - uniform_filter(L, size=3, mode='wrap'); return "
+             "np.abs(np.fft.ifft2(np.exp(R + 1j * P))) ** 2.")

@@ -1,0 +1,65 @@
+"""The course's one plot style and the figure helpers the notebooks share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+
+STYLE = {
+    "figure.figsize": (9.0, 4.5),
+    "figure.dpi": 100,
+    "savefig.dpi": 120,
+    "savefig.bbox": "tight",
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 11,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": False,
+    "image.cmap": "magma",
+    "image.interpolation": "nearest",
+    "legend.frameon": False,
+}
+
+
+def use_course_style() -> None:
+    """Apply the course style to every later figure (call once, at the top of a notebook)."""
+    mpl.rcParams.update(STYLE)
+
+
+def show_image(ax: plt.Axes, image: np.ndarray, title: str, *, colorbar: bool = False,
+               label: str = "", cmap: str | None = None) -> None:
+    """Draw an image or map on ``ax`` with a title, pixel axes and (for maps) a colour bar.
+
+    image: (H, W) map or (H, W, 3) colour image.
+    """
+    if image.ndim not in (2, 3):
+        raise ValueError(f"image must be (H, W) or (H, W, 3), got shape {image.shape}")
+    drawn = ax.imshow(image, cmap=cmap if image.ndim == 2 else None)
+    ax.set_title(title)
+    ax.set_xlabel("x (pixels)")
+    ax.set_ylabel("y (pixels)")
+    if colorbar and image.ndim == 2:
+        bar = ax.figure.colorbar(drawn, ax=ax, fraction=0.046, pad=0.04)
+        bar.set_label(label)
+
+
+def map_grid(maps: Sequence[tuple[str, np.ndarray]], *, cols: int = 4, size: float = 3.2,
+             label: str = "value", suptitle: str = "") -> plt.Figure:
+    """A grid of titled maps, each with its own colour bar. Returns the figure."""
+    if not maps:
+        raise ValueError("maps must hold at least one (title, array) pair")
+    rows = int(np.ceil(len(maps) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols * 1.15, size * rows),
+                             squeeze=False, layout="constrained")
+    for ax, (title, m) in zip(axes.flat, maps, strict=False):
+        show_image(ax, m, title, colorbar=m.ndim == 2, label=label)
+    for ax in axes.flat[len(maps):]:
+        ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle, fontweight="bold")
+    return fig
