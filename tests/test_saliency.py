@@ -113,17 +113,16 @@ def test_a_conjunction_target_does_not_pop_out():
 
 
 def test_top_down_gains_change_the_winner():
-    image, target, items = S.search_array("conjunction", seed=3, size=256)
-    channels = S.channel_conspicuity(image)
-    for gains, wanted in [({"red": 10.0}, "red"), ({"green": 10.0}, "green")]:
-        sal = S.top_down_saliency(image, gains, channels=channels)
-        peak = np.unravel_index(np.argmax(sal), sal.shape)
-        row, col = S.map_to_pixels(peak, sal.shape, image.shape[:2])
-        nearest = min(items, key=lambda it: np.hypot(it.row - row, it.col - col))
-        colour = "red" if nearest.color == S.RED else "green"
-        assert colour == wanted, (gains, colour)
+    for seed in range(4):
+        image, places = S.two_singleton_array(seed=seed, size=256)
+        channels = S.channel_conspicuity(image)
+        for task, gains in [("green", {"green": 10.0}), ("vertical", {"orientation_90": 10.0})]:
+            sal = S.top_down_saliency(image, gains, channels=channels)
+            assert target_found(image, places[task], sal), (seed, task)
     with pytest.raises(ValueError, match="unknown channel"):
         S.top_down_saliency(image, {"purple": 1.0}, channels=channels)
+    with pytest.raises(ValueError, match="must not all be zero"):
+        S.top_down_saliency(image, dict.fromkeys(S.TOP_DOWN_CHANNELS, 0.0), channels=channels)
 
 
 def test_spectral_residual_raw_follows_the_recipe():

@@ -179,10 +179,10 @@ def normalize_map(fn: Callable) -> Callable:
              Case((np.full((5, 5), 0.3),))]
     return check_exercise(
         fn, saliency.normalize_map, cases, title="normalize_map",
-        hint="(1) rescale to [0, M] with (m - min) / (max - min) * M (a constant map becomes all "
-             "zeros); (2) find local maxima with local_maxima(mask); (3) m_bar is the mean of the "
-             "local maxima other than the global one (0 if there are none); (4) multiply by "
-             "(M - m_bar) ** 2.")
+        hint="(1) rescale to [0, M] with (m - min) / (max - min) * M (a map whose span is at "
+             "most FLAT_SPAN becomes all zeros); (2) find the peaks with "
+             "local_maxima(scaled, threshold=M / 10); (3) m_bar is the mean of the peaks other "
+             "than the global maximum (0 if there are none); (4) multiply by (M - m_bar) ** 2.")
 
 
 def spectral_residual(fn: Callable) -> Callable:
@@ -193,6 +193,6 @@ def spectral_residual(fn: Callable) -> Callable:
     return check_exercise(
         fn, saliency.spectral_residual_raw, cases, title="spectral_residual", rtol=1e-6,
         atol=1e-9,
-        hint="F = np.fft.fft2(image); L = np.log(np.abs(F) + EPS); P = np.angle(F); "
+        hint="F = np.fft.fft2(image); L = np.log(np.abs(F) + 1e-12); P = np.angle(F); "
              "R = L - uniform_filter(L, size=3, mode='wrap'); return "
              "np.abs(np.fft.ifft2(np.exp(R + 1j * P))) ** 2.")

@@ -32,14 +32,20 @@ def use_course_style() -> None:
 
 
 def show_image(ax: plt.Axes, image: np.ndarray, title: str, *, colorbar: bool = False,
-               label: str = "", cmap: str | None = None) -> None:
+               label: str = "", cmap: str | None = None,
+               pixels: tuple[int, ...] | None = None) -> None:
     """Draw an image or map on ``ax`` with a title, pixel axes and (for maps) a colour bar.
 
-    image: (H, W) map or (H, W, 3) colour image.
+    image: (H, W) map or (H, W, 3) colour image. pixels: the (H, W, ...) shape of the image a
+    coarser map covers, so that its axes read in that image's pixels.
     """
     if image.ndim not in (2, 3):
         raise ValueError(f"image must be (H, W) or (H, W, 3), got shape {image.shape}")
-    drawn = ax.imshow(image, cmap=cmap if image.ndim == 2 else None)
+    extent = None if pixels is None else (-0.5, pixels[1] - 0.5, pixels[0] - 0.5, -0.5)
+    drawn = ax.imshow(image, cmap=cmap if image.ndim == 2 else None, extent=extent)
+    if image.ndim == 2 and np.ptp(image) == 0:          # a constant map: show it as such
+        drawn.set_clim(image.flat[0], image.flat[0] + 1)
+        title += " (constant)"
     ax.set_title(title)
     ax.set_xlabel("x (pixels)")
     ax.set_ylabel("y (pixels)")
@@ -49,15 +55,19 @@ def show_image(ax: plt.Axes, image: np.ndarray, title: str, *, colorbar: bool = 
 
 
 def map_grid(maps: Sequence[tuple[str, np.ndarray]], *, cols: int = 4, size: float = 3.2,
-             label: str = "value", suptitle: str = "") -> plt.Figure:
-    """A grid of titled maps, each with its own colour bar. Returns the figure."""
+             label: str = "value", suptitle: str = "",
+             pixels: tuple[int, ...] | None = None) -> plt.Figure:
+    """A grid of titled maps, each with its own colour bar. Returns the figure.
+
+    pixels: the shape of the image the maps cover, so that every axis reads in its pixels.
+    """
     if not maps:
         raise ValueError("maps must hold at least one (title, array) pair")
     rows = int(np.ceil(len(maps) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(size * cols * 1.15, size * rows),
                              squeeze=False, layout="constrained")
     for ax, (title, m) in zip(axes.flat, maps, strict=False):
-        show_image(ax, m, title, colorbar=m.ndim == 2, label=label)
+        show_image(ax, m, title, colorbar=m.ndim == 2, label=label, pixels=pixels)
     for ax in axes.flat[len(maps):]:
         ax.axis("off")
     if suptitle:

@@ -365,7 +365,9 @@ def spectral_residual(image: np.ndarray, width: int = 64, sigma: float = 2.5) ->
     if np.ptp(small) <= FLAT_SPAN:
         # A uniform image has no saliency; its log spectrum would be log(rounding noise).
         return np.zeros_like(small)
-    s = ndimage.gaussian_filter(spectral_residual_raw(small), sigma, mode="nearest")
+    # Zero padding outside the map, as in the authors' released code: the FFT treats the image
+    # as periodic, so its borders are discontinuities that would otherwise look salient.
+    s = ndimage.gaussian_filter(spectral_residual_raw(small), sigma, mode="constant")
     return (s - s.min()) / (np.ptp(s) or 1.0)
 
 
@@ -458,6 +460,28 @@ def search_array(kind: str, *, seed: int = 0, size: int = 256, grid: int = 6,
     image = draw_bars(items, size, length=bar_length * cell, width=bar_width * cell,
                       background=background)
     return image, (items[target].row, items[target].col), items
+
+
+def two_singleton_array(*, seed: int = 0, size: int = 256, grid: int = 6,
+                        ) -> tuple[np.ndarray, dict[str, tuple[float, float]]]:
+    """A display with two odd items among red 45-degree bars on black: a green one (odd in
+    colour) and a vertical one (odd in orientation), in two random non-corner cells.
+
+    Returns the image (size, size, 3) and the centres {'green': (row, col), 'vertical': ...}.
+    """
+    size = positive_int(size, "size", minimum=32)
+    grid = positive_int(grid, "grid", minimum=3)
+    rng = np.random.default_rng(seed)
+    corners = {0, grid - 1, grid * (grid - 1), grid * grid - 1}
+    green, vertical = rng.choice([k for k in range(grid * grid) if k not in corners], 2,
+                                 replace=False)
+    cell = size / grid
+    items = [SearchItem((k // grid + 0.5) * cell, (k % grid + 0.5) * cell,
+                        90.0 if k == vertical else 45.0, GREEN if k == green else RED)
+             for k in range(grid * grid)]
+    image = draw_bars(items, size, length=0.55 * cell, width=0.14 * cell)
+    return image, {"green": (items[green].row, items[green].col),
+                   "vertical": (items[vertical].row, items[vertical].col)}
 
 
 def map_to_pixels(position: tuple[float, float], map_shape: tuple[int, int],

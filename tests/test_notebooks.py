@@ -1,0 +1,55 @@
+"""The committed solution notebooks: run top to bottom, clean, and shaped like the design."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from utils.student import BEGIN
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+
+
+def cells(path):
+    nb = json.loads(path.read_text())
+    return [(c["cell_type"], "".join(c["source"]), c) for c in nb["cells"]]
+
+
+def test_there_are_solution_notebooks_in_course_order():
+    names = [p.name for p in SOLUTIONS]
+    assert names[:2] == ["00_start_here.ipynb", "01_saliency_hvs.ipynb"]
+    numbers = [int(re.match(r"(\d\d)_", n).group(1)) for n in names]
+    assert numbers == sorted(numbers) == list(range(len(numbers)))
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solution_was_run_top_to_bottom_in_one_kernel_without_errors(path):
+    code = [c for kind, src, c in cells(path) if kind == "code" and src.strip()]
+    counts = [c["execution_count"] for c in code]
+    assert counts == list(range(1, len(code) + 1)), f"{path.name}: Restart & Run All, then save"
+    for index, cell in enumerate(code):
+        for out in cell["outputs"]:
+            assert out["output_type"] != "error", f"{path.name}: error in code cell {index}"
+            assert out.get("name") != "stderr", f"{path.name}: stderr in code cell {index}"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solution_follows_the_course_layout(path):
+    all_cells = cells(path)
+    markdown = [src for kind, src, _ in all_cells if kind == "markdown"]
+    assert markdown[0].startswith("# ") and "Learning objectives" in markdown[0]
+    assert "Prerequisites" in markdown[0]
+    assert "## Summary" in markdown[-1] and "## Check your understanding" in markdown[-1]
+    exercises = [i for i, (kind, src, _) in enumerate(all_cells) if BEGIN in src]
+    for i in exercises:
+        following = all_cells[i + 1][1]
+        assert re.match(r"^(\w+) = check\.\w+\(\1\)$", following.strip()), (
+            f"{path.name}: exercise cell {i} must be followed by `fn = check.something(fn)`")
+
+
+def test_every_notebook_has_at_least_the_exercises_the_design_asks_for():
+    counts = {p.name: sum(BEGIN in src for _, src, _ in cells(p)) for p in SOLUTIONS}
+    assert counts["00_start_here.ipynb"] >= 1
+    assert counts["01_saliency_hvs.ipynb"] >= 3
