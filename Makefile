@@ -6,6 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEPS   := pyproject.toml requirements-lock.txt
+LAB_ARGS ?=
 NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .PHONY: lab test lint student check-student execute lock clean
@@ -17,9 +18,9 @@ $(STAMP): $(DEPS)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-## lab: start JupyterLab on the first notebook
+## lab: start JupyterLab on the first notebook (extra options: make lab LAB_ARGS="--no-browser")
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/00_start_here.ipynb
 
 ## test: library tests, both editions under nbval in fast mode, lint
 test: $(STAMP)

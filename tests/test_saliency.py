@@ -166,6 +166,9 @@ def test_scanpath_visits_distinct_places_in_order():
     (lambda: S.normalize_map(np.zeros((3, 3)), M=0), "M must be a finite positive"),
     (lambda: S.gabor_kernels(size=8), "size must be odd"),
     (lambda: S.spectral_residual_raw(np.zeros((2, 2))), "at least"),
+    (lambda: S.draw_bars([], 32, length=0, width=2), "length must be a finite positive"),
+    (lambda: S.map_to_pixels((1, 2, 3), (4, 4), (64, 64)), "position must be"),
+    (lambda: S.scanpath(np.zeros((4, 4)), fixations=0), "fixations must be >= 1"),
 ])
 def test_bad_input_gets_a_clear_error(call, message):
     with pytest.raises(ValueError, match=message):

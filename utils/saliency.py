@@ -390,7 +390,14 @@ class SearchItem:
 
 def draw_bars(items: list[SearchItem], size: int, length: float, width: float,
               background: float = 0.0) -> np.ndarray:
-    """Render anti-aliased bars on a uniform grey (size, size, 3) canvas (0 = black)."""
+    """Render anti-aliased bars on a uniform grey (size, size, 3) canvas (0 = black).
+
+    length, width: bar size in pixels; background: grey level in [0, 1].
+    """
+    size = positive_int(size, "size")
+    length, width = positive_float(length, "length"), positive_float(width, "width")
+    if not 0.0 <= background <= 1.0:
+        raise ValueError(f"background must be a grey level in [0, 1], got {background}")
     canvas = np.full((size, size, 3), float(background))
     reach = int(np.ceil(length / 2 + width)) + 1
     for it in items:
@@ -486,6 +493,13 @@ def two_singleton_array(*, seed: int = 0, size: int = 256, grid: int = 6,
 
 def map_to_pixels(position: tuple[float, float], map_shape: tuple[int, int],
                   image_shape: tuple[int, int]) -> tuple[float, float]:
-    """Centre of map pixel ``position`` = (row, col) in the coordinates of the image."""
+    """Centre of map pixel ``position`` = (row, col) in the coordinates of the image.
+
+    position: a (row, col) pair of numbers or of equal-length arrays; map_shape and
+    image_shape: (H, W, ...) shapes of the map and of the image it covers.
+    """
+    if len(position) != 2 or len(map_shape) < 2 or len(image_shape) < 2:
+        raise ValueError("position must be (row, col) and map_shape, image_shape at least "
+                         f"(H, W); got {position!r}, {map_shape!r}, {image_shape!r}")
     return tuple((p + 0.5) * image_shape[i] / map_shape[i] - 0.5
                  for i, p in enumerate(position))  # type: ignore[return-value]
