@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEPS   := pyproject.toml requirements-lock.txt
 LAB_ARGS ?=
+# Jupyter refuses to start as root (as in many containers) unless told to.
+ROOT_OK := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .PHONY: lab test lint student check-student execute lock clean
@@ -20,7 +22,7 @@ $(STAMP): $(DEPS)
 
 ## lab: start JupyterLab on the first notebook (extra options: make lab LAB_ARGS="--no-browser")
 lab: $(STAMP)
-	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/00_start_here.ipynb
+	$(BIN)/jupyter lab $(ROOT_OK) $(LAB_ARGS) notebooks/00_start_here.ipynb
 
 ## test: library tests, both editions under nbval in fast mode, lint
 test: $(STAMP)
