@@ -22,7 +22,7 @@ $(STAMP): $(DEPS)
 
 ## lab: start JupyterLab on the first notebook (extra options: make lab LAB_ARGS="--no-browser")
 lab: $(STAMP)
-	$(BIN)/jupyter lab $(ROOT_OK) $(LAB_ARGS) notebooks/00_start_here.ipynb
+	$(BIN)/jupyter lab $(ROOT_OK) --ServerApp.root_dir="$(CURDIR)" $(LAB_ARGS) notebooks/00_start_here.ipynb
 
 ## test: library tests, both editions under nbval in fast mode, lint
 test: $(STAMP)
