@@ -104,3 +104,45 @@ def test_naive_softmax_fails_the_stability_case():
 
     with np.errstate(over="ignore", invalid="ignore"), pytest.raises(AssertionError, match="NaN"):
         check.softmax(naive)
+
+
+def _se_backward_from_inputs(dout, x, p):
+    from utils import reference
+    return reference.se_backward(dout, reference.se_forward(x, p)[1])
+
+
+@pytest.mark.parametrize("name, correct", [
+    ("se_forward", lambda x, p: __import__("utils.reference").reference.se_forward(x, p)[0]),
+    ("se_backward", _se_backward_from_inputs),
+    ("channel_attention",
+     lambda x, p: __import__("utils.reference").reference.channel_attention_forward(x, p)[0]),
+    ("spatial_attention",
+     lambda x, p: __import__("utils.reference").reference.spatial_attention_forward(x, p)[0]),
+])
+def test_attention_checkers_accept_right_and_reject_wrong_answers(name, correct, capsys):
+    checker = getattr(check, name)
+    assert checker(correct) is correct
+    assert "✅" in capsys.readouterr().out
+
+    def wrong(*args):
+        out = correct(*args)
+        return (out[0] * 1.01, out[1]) if isinstance(out, tuple) else out * 1.01
+
+    with pytest.raises(AssertionError, match="Hint:"):
+        checker(wrong)
+
+    def blank(*args):
+        raise NotImplementedError
+
+    assert checker(blank) is not blank
+    assert "still open" in capsys.readouterr().out
+
+
+def test_se_backward_checker_names_a_wrong_gradient_key():
+    def wrong(dout, x, p):
+        dx, grads = _se_backward_from_inputs(dout, x, p)
+        grads = dict(grads, w1=grads["w1"] * 2)
+        return dx, grads
+
+    with pytest.raises(AssertionError, match=r"output\[1\]\['w1'\]: values differ"):
+        check.se_backward(wrong)

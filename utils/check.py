@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import functional, saliency
+from . import functional, reference, saliency
 
 
 @dataclass
@@ -51,6 +51,13 @@ def compare(got: Any, expected: Any, *, name: str = "output", rtol: float = 1e-7
     ``|got - expected| <= atol + rtol * |expected|``. Tuples and lists are compared item by
     item. Returns the largest absolute error found (0.0 for exact matches).
     """
+    if isinstance(expected, dict):
+        if not isinstance(got, dict) or set(got) != set(expected):
+            got_text = f"keys {sorted(got)}" if isinstance(got, dict) else type(got).__name__
+            raise AssertionError(f"{name}: expected a dict with keys {sorted(expected)}, "
+                                 f"got {got_text}")
+        return max((compare(got[k], expected[k], name=f"{name}[{k!r}]", rtol=rtol, atol=atol)
+                    for k in expected), default=0.0)
     if isinstance(expected, tuple | list):
         if not isinstance(got, tuple | list) or len(got) != len(expected):
             got_text = f"{type(got).__name__} of length {len(got)}" if isinstance(
@@ -196,3 +203,64 @@ def spectral_residual(fn: Callable) -> Callable:
         hint="F = np.fft.fft2(image); L = np.log(np.abs(F) + 1e-12); P = np.angle(F); "
              "R = L - uniform_filter(L, size=3, mode='wrap'); return "
              "np.abs(np.fft.ifft2(np.exp(R + 1j * P))) ** 2.")
+
+
+def _mlp_case(rng: np.random.Generator, b: int, c: int, r: int, h: int, w: int) -> Case:
+    return Case((rng.normal(size=(b, c, h, w)), reference.init_mlp(c, r, rng)))
+
+
+def se_forward(fn: Callable) -> Callable:
+    """Notebook 02: the SE forward pass ``fn(x, params) -> out`` (without the cache)."""
+    rng = np.random.default_rng(4)
+    cases = [_mlp_case(rng, 2, 8, 4, 5, 6), _mlp_case(rng, 1, 16, 16, 3, 3),
+             _mlp_case(rng, 3, 6, 2, 1, 7)]
+    return check_exercise(
+        fn, lambda x, p: reference.se_forward(x, p)[0], cases, title="se_forward",
+        hint="z = x.mean(axis=(2, 3)) is (B, C); s = sigmoid(relu(z @ w1.T + b1) @ w2.T + b2) "
+             "is (B, C); return x * s[:, :, None, None].")
+
+
+def se_backward(fn: Callable) -> Callable:
+    """Notebook 02: the SE backward pass ``fn(dout, x, params) -> (dx, grads)``."""
+    rng = np.random.default_rng(5)
+    cases = []
+    for b, c, r, h, w in [(2, 8, 4, 5, 6), (1, 12, 3, 2, 3)]:
+        case = _mlp_case(rng, b, c, r, h, w)
+        cases.append(Case((rng.normal(size=(b, c, h, w)),) + case.args))
+
+    def ref(dout, x, p):
+        return reference.se_backward(dout, reference.se_forward(x, p)[1])
+
+    return check_exercise(
+        fn, ref, cases, title="se_backward", rtol=1e-6, atol=1e-9,
+        hint="return (dx, {'w1': ..., 'b1': ..., 'w2': ..., 'b2': ...}). Go backwards: "
+             "ds = (dout * x).sum((2, 3)); du = ds * s * (1 - s); dw2 = du.T @ a; "
+             "da = du @ w2; dh = da * (h > 0); dw1 = dh.T @ z; dz = dh @ w1; "
+             "dx = dout * s[..., None, None] + dz[..., None, None] / (H * W).")
+
+
+def channel_attention(fn: Callable) -> Callable:
+    """Notebook 03: CBAM channel attention ``fn(x, params) -> out``, avg and max branches."""
+    rng = np.random.default_rng(6)
+    cases = [_mlp_case(rng, 2, 8, 4, 5, 6), _mlp_case(rng, 1, 16, 8, 4, 4),
+             _mlp_case(rng, 2, 6, 3, 1, 5)]
+    return check_exercise(
+        fn, lambda x, p: reference.channel_attention_forward(x, p)[0], cases,
+        title="channel_attention",
+        hint="avg = x.mean(axis=(2, 3)) and mx = x.max(axis=(2, 3)) are (B, C); pass both "
+             "through the SAME mlp(z) = relu(z @ w1.T + b1) @ w2.T + b2; "
+             "Mc = sigmoid(mlp(avg) + mlp(mx)); return x * Mc[:, :, None, None].")
+
+
+def spatial_attention(fn: Callable) -> Callable:
+    """Notebook 03: CBAM spatial attention ``fn(x, params) -> out`` (paper order: mean, max)."""
+    rng = np.random.default_rng(7)
+    cases = [Case((rng.normal(size=(b, c, h, w)), {"w": rng.normal(size=(1, 2, k, k)) * 0.3,
+                                                   "b": rng.normal(size=1)}))
+             for b, c, h, w, k in [(2, 4, 6, 7, 3), (1, 8, 9, 9, 7), (2, 3, 5, 4, 5)]]
+    return check_exercise(
+        fn, lambda x, p: reference.spatial_attention_forward(x, p)[0], cases,
+        title="spatial_attention",
+        hint="pooled = np.stack([x.mean(axis=1), x.max(axis=1)], axis=1) is (B, 2, H, W) in the "
+             "paper's order (mean first); logits, _ = conv2d_same(pooled, w, b); "
+             "Ms = sigmoid(logits[:, 0]); return x * Ms[:, None].")

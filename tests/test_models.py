@@ -1,0 +1,89 @@
+"""Model builders, the cost counts behind notebook 02/03's tables, data and training."""
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+
+from utils.counting import count_macs, count_parameters
+from utils.datasets import cluttered_digits
+from utils.models import resnet50, small_resnet
+from utils.modules import CBAM, SqueezeExcitation
+from utils.training import compare_models, results_table, train_classifier
+
+SE16 = functools.partial(SqueezeExcitation, reduction=16)
+
+
+def test_resnet50_parameter_counts_and_the_se_overhead_formula():
+    plain, se = count_parameters(resnet50()), count_parameters(resnet50(attention=SE16))
+    cbam = count_parameters(resnet50(attention=functools.partial(CBAM, reduction=16)))
+    assert plain == 25_557_032                        # torchvision's ResNet-50 has the same
+    n_s, c_s = np.array([3, 4, 6, 3]), np.array([256, 512, 1024, 2048])
+    formula = 2 / 16 * np.sum(n_s * c_s**2)          # the SE paper's (2/r) sum N_s C_s^2
+    biases = np.sum(n_s * (c_s // 16 + c_s))
+    assert se - plain == formula + biases
+    assert cbam - se == 16 * (2 * 7 * 7 + 1)          # one 7x7 conv (2 -> 1, with bias) per block
+
+
+def test_resnet50_macs_depend_on_where_the_stride_is():
+    v15 = count_macs(resnet50(), (1, 3, 224, 224))
+    v1 = count_macs(resnet50(stride_in="1x1"), (1, 3, 224, 224))
+    assert 4.05e9 < v15 < 4.15e9 and 3.8e9 < v1 < 3.9e9
+
+
+def test_attention_sits_on_the_residual_branch_before_the_addition():
+    model = small_resnet(attention=SE16 and functools.partial(SqueezeExcitation, reduction=4))
+    block = model.stages[1][0]
+    assert isinstance(block.attention, SqueezeExcitation) and block.attention.channels == 32
+    seen = []
+    block.attention.register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+    model(torch.zeros(2, 1, 40, 36))
+    assert seen == [torch.Size([2, 32, 10, 9])]
+
+
+def test_builders_reject_bad_arguments():
+    with pytest.raises(ValueError, match="stride_in"):
+        resnet50(stride_in="7x7")
+    with pytest.raises(ValueError, match="num_classes"):
+        small_resnet(num_classes=0)
+    with pytest.raises(ValueError, match="input_shape"):
+        count_macs(small_resnet(), (1, 40, 40.0))
+
+
+def test_cluttered_digits_are_deterministic_and_splits_disjoint():
+    a = cluttered_digits(20, seed=3)
+    b = cluttered_digits(20, seed=3)
+    np.testing.assert_array_equal(a.images, b.images)
+    assert a.images.shape == (20, 1, 40, 40) and a.images.dtype == np.float32
+    assert 0 <= a.images.min() and a.images.max() <= 1 and set(a.labels) <= set(range(10))
+    top, left, bottom, right = a.boxes[0]
+    assert a.images[0, 0, top:bottom, left:right].max() > 0.5
+    from utils.datasets import _source_digits
+    train, test = _source_digits("train")[0], _source_digits("test")[0]
+    assert not (set(map(bytes, train.astype(np.float32))) & set(map(bytes, test.astype(np.float32))))
+    with pytest.raises(ValueError, match="split must be one of"):
+        cluttered_digits(5, split="val")
+
+
+def test_training_learns_and_is_reproducible():
+    train, test = cluttered_digits(768, clutter=0), cluttered_digits(200, split="test", clutter=0)
+
+    def run():
+        torch.manual_seed(0)
+        return train_classifier(small_resnet(widths=(8, 16, 16)), train, test, epochs=6,
+                                batch_size=64, lr=1e-2, seed=0)
+
+    first, second = run(), run()
+    assert first.losses[-1] < first.losses[0]
+    assert first.accuracy > 0.3                      # chance is 0.1
+    assert first.accuracy == second.accuracy and first.losses == second.losses
+
+
+def test_compare_models_and_table():
+    train, test = cluttered_digits(128, clutter=0), cluttered_digits(50, split="test", clutter=0)
+    results = compare_models({"a": lambda: small_resnet(widths=(4, 4, 4))}, train, test,
+                             seeds=[0, 1], epochs=1, batch_size=64)
+    assert len(results["a"]) == 2
+    table = results_table(results, baseline="a")
+    assert table.splitlines()[2].startswith("| a |")

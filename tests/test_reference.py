@@ -1,0 +1,102 @@
+"""NumPy references of SE and CBAM: gradients, equivalences and input checks."""
+
+import numpy as np
+import pytest
+
+from utils import reference as R
+from utils.gradcheck import gradient_check
+
+
+def setup(seed=0, b=2, c=8, r=4, h=5, w=6, k=7):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(b, c, h, w))
+    return (rng, x, rng.normal(size=x.shape), R.init_mlp(c, r, rng),
+            {"w": rng.normal(size=(1, 2, k, k)) * 0.3, "b": rng.normal(size=1)})
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_se_backward_passes_the_gradient_check(seed):
+    _, x, dout, p, _ = setup(seed)
+    dx, grads = R.se_backward(dout, R.se_forward(x, p)[1])
+    errors = gradient_check(lambda x, **q: R.se_forward(x, q)[0], {"x": x, **p},
+                            {"x": dx, **grads}, dout)
+    assert max(errors.values()) < 1e-7, errors
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_channel_attention_backward_passes_the_gradient_check(seed):
+    _, x, dout, p, _ = setup(seed)
+    dx, grads = R.channel_attention_backward(dout, R.channel_attention_forward(x, p)[1])
+    errors = gradient_check(lambda x, **q: R.channel_attention_forward(x, q)[0], {"x": x, **p},
+                            {"x": dx, **grads}, dout)
+    assert max(errors.values()) < 1e-7, errors
+
+
+@pytest.mark.parametrize("order", R.POOL_ORDERS)
+@pytest.mark.parametrize("seed", range(2))
+def test_spatial_attention_backward_passes_the_gradient_check(order, seed):
+    _, x, dout, _, sp = setup(seed, h=6, w=4, k=5)
+    dx, grads = R.spatial_attention_backward(dout, R.spatial_attention_forward(x, sp, order)[1])
+    errors = gradient_check(lambda x, **q: R.spatial_attention_forward(x, q, order)[0],
+                            {"x": x, **sp}, {"x": dx, **grads}, dout)
+    assert max(errors.values()) < 1e-7, errors
+
+
+def test_cbam_backward_passes_the_gradient_check():
+    _, x, dout, p, sp = setup(3)
+    params = {"channel": p, "spatial": sp}
+    dx, grads = R.cbam_backward(dout, R.cbam_forward(x, params)[1])
+    errors = gradient_check(lambda x, w1, b1, w2, b2, w, b: R.cbam_forward(
+        x, {"channel": dict(w1=w1, b1=b1, w2=w2, b2=b2), "spatial": dict(w=w, b=b)})[0],
+        {"x": x, **p, **sp}, {"x": dx, **grads["channel"], **grads["spatial"]}, dout)
+    assert max(errors.values()) < 1e-7, errors
+
+
+def test_conv2d_same_matches_a_direct_loop():
+    rng = np.random.default_rng(4)
+    x, w, b = rng.normal(size=(1, 2, 5, 4)), rng.normal(size=(3, 2, 3, 3)), rng.normal(size=3)
+    out, _ = R.conv2d_same(x, w, b)
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    direct = np.zeros((1, 3, 5, 4))
+    for o in range(3):
+        for i in range(5):
+            for j in range(4):
+                direct[0, o, i, j] = np.sum(padded[0, :, i:i + 3, j:j + 3] * w[o]) + b[o]
+    np.testing.assert_allclose(out, direct, rtol=1e-12)
+
+
+def test_se_is_channel_attention_without_the_max_branch():
+    _, x, _, p, _ = setup(5)
+    se, _ = R.se_forward(x, p)
+    z = x.mean(axis=(2, 3))
+    s = 1 / (1 + np.exp(-(np.maximum(z @ p["w1"].T + p["b1"], 0) @ p["w2"].T + p["b2"])))
+    np.testing.assert_allclose(se, x * s[:, :, None, None], rtol=1e-12)
+    ca, _ = R.channel_attention_forward(x, p)
+    assert not np.allclose(ca, se)
+
+
+def test_pool_orders_differ_only_by_swapping_the_kernel_halves():
+    _, x, _, _, sp = setup(6)
+    swapped = {"w": sp["w"][:, ::-1].copy(), "b": sp["b"]}
+    np.testing.assert_allclose(R.spatial_attention_forward(x, sp, "mean-max")[0],
+                               R.spatial_attention_forward(x, swapped, "max-mean")[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda p, sp: R.se_forward(np.zeros((2, 8, 4)), p), "x must have 4 dimensions"),
+    (lambda p, sp: R.se_forward(np.zeros((2, 6, 4, 4)), p), r"params\['w1'\] must have shape"),
+    (lambda p, sp: R.se_forward(np.zeros((2, 8, 4, 4)), {"w1": p["w1"]}), "missing 'b1'"),
+    (lambda p, sp: R.mlp_shapes(8, 16), r"reduction \(16\) must not exceed channels \(8\)"),
+    (lambda p, sp: R.spatial_attention_forward(np.zeros((1, 8, 4, 4)),
+                                               {"w": np.zeros((1, 2, 4, 4)), "b": np.zeros(1)}),
+     "odd k"),
+    (lambda p, sp: R.spatial_attention_forward(np.zeros((1, 8, 4, 4)), sp, "avg-max"),
+     "pool_order must be one of"),
+    (lambda p, sp: R.se_backward(np.zeros((1, 8, 4, 4)),
+                                 R.se_forward(np.zeros((2, 8, 4, 4)), p)[1]),
+     "dout must have the shape of x"),
+])
+def test_bad_input_is_named(call, message):
+    _, _, _, p, sp = setup()
+    with pytest.raises(ValueError, match=message):
+        call(p, sp)

@@ -1,0 +1,254 @@
+"""NumPy references of the CNN attention modules: forward and backward, float64, vectorised.
+
+- Squeeze-and-Excitation (Hu, Shen, Sun, CVPR 2018): squeeze (global average pool),
+  excitation (FC -> ReLU -> FC -> sigmoid with reduction r), scale.
+- CBAM (Woo, Park, Lee, Kweon, ECCV 2018): channel attention
+  sigma(MLP(AvgPool F) + MLP(MaxPool F)) with one shared MLP, then spatial attention
+  sigma(conv7x7([AvgPool_c F; MaxPool_c F])).
+
+Every forward returns ``(out, cache)`` and every backward takes ``(dout, cache)`` and returns
+``(dx, grads)`` with ``grads`` keyed like the parameters, in the style of CS231n. Shapes are
+batch-first: x is (B, C, H, W). Parameters are dicts of arrays:
+
+- SE / channel attention: w1 (C/r, C), b1 (C/r,), w2 (C, C/r), b2 (C,). The papers write the
+  FCs without biases "to simplify the notation"; their code has them, and so does the course.
+- spatial attention: w (1, 2, k, k), b (1,) for the paper's form; the official CBAM code puts
+  batch norm after a bias-free convolution and stacks [max; mean] rather than [mean; max]:
+  ``pool_order="max-mean"`` gives that order (the batch norm lives in the PyTorch module).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .functional import sigmoid
+from .validate import as_float_array, positive_int
+
+Params = dict[str, np.ndarray]
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _check_x(x: np.ndarray, name: str = "x") -> np.ndarray:
+    return as_float_array(x, name, ndim=4)
+
+
+def _check_params(params: Params, shapes: dict[str, tuple[int, ...]], name: str) -> Params:
+    if not isinstance(params, dict):
+        raise ValueError(f"{name} must be a dict of arrays with keys {sorted(shapes)}")
+    out = {}
+    for key, shape in shapes.items():
+        if key not in params:
+            raise ValueError(f"{name} is missing {key!r} (expected shape {shape})")
+        value = as_float_array(params[key], f"{name}[{key!r}]")
+        if value.shape != shape:
+            raise ValueError(f"{name}[{key!r}] must have shape {shape}, got {value.shape}")
+        out[key] = value
+    return out
+
+
+def mlp_shapes(channels: int, reduction: int) -> dict[str, tuple[int, ...]]:
+    """Parameter shapes of the bottleneck MLP C -> C/r -> C shared by SE and CBAM."""
+    channels = positive_int(channels, "channels")
+    reduction = positive_int(reduction, "reduction")
+    hidden = channels // reduction
+    if hidden < 1:
+        raise ValueError(f"reduction ({reduction}) must not exceed channels ({channels})")
+    return {"w1": (hidden, channels), "b1": (hidden,), "w2": (channels, hidden), "b2": (channels,)}
+
+
+def init_mlp(channels: int, reduction: int, rng: np.random.Generator, scale: float = 0.5) -> Params:
+    """Random MLP parameters (normal, std scale/sqrt(fan_in)) for tests and exercises."""
+    shapes = mlp_shapes(channels, reduction)
+    return {k: rng.normal(size=s) * scale / np.sqrt(s[-1] if len(s) > 1 else 1)
+            for k, s in shapes.items()}
+
+
+def _mlp_forward(z: np.ndarray, p: Params) -> tuple[np.ndarray, tuple]:
+    """z (B, C) -> W2 ReLU(W1 z + b1) + b2, (B, C)."""
+    h = z @ p["w1"].T + p["b1"]
+    a = np.maximum(h, 0.0)
+    return a @ p["w2"].T + p["b2"], (z, h, a)
+
+
+def _mlp_backward(du: np.ndarray, cache: tuple, p: Params) -> tuple[np.ndarray, Params]:
+    z, h, a = cache
+    grads = {"w2": du.T @ a, "b2": du.sum(axis=0)}
+    dh = (du @ p["w2"]) * (h > 0)
+    grads.update(w1=dh.T @ z, b1=dh.sum(axis=0))
+    return dh @ p["w1"], grads
+
+
+def _add_grads(g1: Params, g2: Params) -> Params:
+    return {k: g1[k] + g2[k] for k in g1}
+
+
+# --------------------------------------------------------------------------- SE
+
+def se_forward(x: np.ndarray, params: Params) -> tuple[np.ndarray, tuple]:
+    """Squeeze-and-Excitation. x: (B, C, H, W) -> out (B, C, H, W) = x * s[:, :, None, None].
+
+    squeeze z = mean over H, W (B, C); excitation s = sigmoid(W2 ReLU(W1 z + b1) + b2) (B, C).
+    """
+    x = _check_x(x)
+    p = _mlp_params(params, x.shape[1])
+    z = x.mean(axis=(2, 3))
+    u, mlp_cache = _mlp_forward(z, p)
+    s = sigmoid(u)
+    return x * s[:, :, None, None], (x, s, mlp_cache, p)
+
+
+def se_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, Params]:
+    """Gradients of SE: dx (B, C, H, W) and {w1, b1, w2, b2}."""
+    x, s, mlp_cache, p = cache
+    dout = as_float_array(dout, "dout", ndim=4)
+    if dout.shape != x.shape:
+        raise ValueError(f"dout must have the shape of x, {x.shape}, got {dout.shape}")
+    ds = (dout * x).sum(axis=(2, 3))                 # through the scale
+    du = ds * s * (1 - s)                            # through the sigmoid
+    dz, grads = _mlp_backward(du, mlp_cache, p)
+    h, w = x.shape[2:]
+    dx = dout * s[:, :, None, None] + dz[:, :, None, None] / (h * w)   # scale + squeeze
+    return dx, grads
+
+
+def _mlp_params(params: Params, channels: int) -> Params:
+    """Check MLP parameters against x's channel count; the hidden size is read from w1."""
+    w1 = params.get("w1") if isinstance(params, dict) else None
+    if w1 is None or np.ndim(w1) != 2 or np.shape(w1)[0] < 1:
+        raise ValueError("params must be a dict holding 'w1' of shape (C/r, C), 'b1', 'w2', 'b2'")
+    hidden = np.shape(w1)[0]
+    shapes = {"w1": (hidden, channels), "b1": (hidden,), "w2": (channels, hidden),
+              "b2": (channels,)}
+    return _check_params(params, shapes, "params")
+
+
+# --------------------------------------------------------------------------- CBAM: channel
+
+def channel_attention_forward(x: np.ndarray, params: Params) -> tuple[np.ndarray, tuple]:
+    """CBAM channel attention. Returns out = x * Mc[:, :, None, None] (B, C, H, W) and a cache.
+
+    Mc = sigmoid(MLP(avg) + MLP(max)), avg and max over H, W, one MLP shared by both.
+    """
+    x = _check_x(x)
+    p = _mlp_params(params, x.shape[1])
+    b, c = x.shape[:2]
+    flat = x.reshape(b, c, -1)
+    avg = flat.mean(axis=2)
+    arg = flat.argmax(axis=2)
+    mx = np.take_along_axis(flat, arg[..., None], axis=2)[..., 0]
+    u_avg, cache_avg = _mlp_forward(avg, p)
+    u_max, cache_max = _mlp_forward(mx, p)
+    mc = sigmoid(u_avg + u_max)
+    return x * mc[:, :, None, None], (x, mc, arg, cache_avg, cache_max, p)
+
+
+def channel_attention_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, Params]:
+    """Gradients of CBAM channel attention: dx and {w1, b1, w2, b2}."""
+    x, mc, arg, cache_avg, cache_max, p = cache
+    b, c, h, w = x.shape
+    dmc = (dout * x).sum(axis=(2, 3))
+    du = dmc * mc * (1 - mc)
+    d_avg, g_avg = _mlp_backward(du, cache_avg, p)
+    d_max, g_max = _mlp_backward(du, cache_max, p)
+    dx = dout * mc[:, :, None, None] + d_avg[:, :, None, None] / (h * w)
+    dflat = dx.reshape(b, c, -1)                     # a view: max's gradient goes to its argmax
+    np.put_along_axis(dflat, arg[..., None],
+                      np.take_along_axis(dflat, arg[..., None], axis=2) + d_max[..., None], axis=2)
+    return dx, _add_grads(g_avg, g_max)
+
+
+# --------------------------------------------------------------------------- CBAM: spatial
+
+def conv2d_same(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """'Same' 2-D cross-correlation with zero padding, stride 1, odd kernel.
+
+    x: (B, Cin, H, W), w: (Cout, Cin, k, k), b: (Cout,). Returns out (B, Cout, H, W) and the
+    patches (B, Cin, H, W, k, k) that the backward pass reuses.
+    """
+    k = w.shape[-1]
+    pad = k // 2
+    padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    patches = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(2, 3))
+    out = np.einsum("bchwij,ocij->bohw", patches, w, optimize=True) + b[None, :, None, None]
+    return out, patches
+
+
+def conv2d_same_backward(dout: np.ndarray, patches: np.ndarray,
+                         w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of ``conv2d_same``: dx (B, Cin, H, W), dw (Cout, Cin, k, k), db (Cout,).
+
+    dx is the 'same' convolution of dout with the kernel rotated by 180 degrees.
+    """
+    k = w.shape[-1]
+    pad = k // 2
+    dw = np.einsum("bchwij,bohw->ocij", patches, dout, optimize=True)
+    db = dout.sum(axis=(0, 2, 3))
+    dpad = np.pad(dout, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dpatches = np.lib.stride_tricks.sliding_window_view(dpad, (k, k), axis=(2, 3))
+    dx = np.einsum("bohwij,ocij->bchw", dpatches, w[:, :, ::-1, ::-1], optimize=True)
+    return dx, dw, db
+
+
+POOL_ORDERS = ("mean-max", "max-mean")
+
+
+def spatial_attention_forward(x: np.ndarray, params: Params,
+                              pool_order: str = "mean-max") -> tuple[np.ndarray, tuple]:
+    """CBAM spatial attention: out = x * Ms[:, None] with Ms = sigmoid(conv([mean_c; max_c])).
+
+    x: (B, C, H, W); params w (1, 2, k, k) with odd k, b (1,). pool_order: 'mean-max' (the
+    paper) or 'max-mean' (the official code's stacking order). Ms: (B, H, W).
+    """
+    x = _check_x(x)
+    if pool_order not in POOL_ORDERS:
+        raise ValueError(f"pool_order must be one of {POOL_ORDERS}, got {pool_order!r}")
+    w = np.asarray(params.get("w") if isinstance(params, dict) else None)
+    if w.ndim != 4 or w.shape[:2] != (1, 2) or w.shape[2] != w.shape[3] or w.shape[2] % 2 == 0:
+        raise ValueError(f"params['w'] must have shape (1, 2, k, k) with odd k, got {w.shape}")
+    p = _check_params(params, {"w": w.shape, "b": (1,)}, "params")
+    arg = x.argmax(axis=1)                                            # (B, H, W)
+    mx = np.take_along_axis(x, arg[:, None], axis=1)[:, 0]
+    pooled = np.stack([x.mean(axis=1), mx], axis=1)                    # (B, 2, H, W)
+    if pool_order == "max-mean":
+        pooled = pooled[:, ::-1]
+    logits, patches = conv2d_same(pooled, p["w"], p["b"])
+    ms = sigmoid(logits[:, 0])
+    return x * ms[:, None], (x, ms, arg, patches, p, pool_order)
+
+
+def spatial_attention_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, Params]:
+    """Gradients of CBAM spatial attention: dx (B, C, H, W) and {w, b}."""
+    x, ms, arg, patches, p, pool_order = cache
+    dms = (dout * x).sum(axis=1)                                       # (B, H, W)
+    dlogits = (dms * ms * (1 - ms))[:, None]
+    dpooled, dw, db = conv2d_same_backward(dlogits, patches, p["w"])
+    if pool_order == "max-mean":
+        dpooled = dpooled[:, ::-1]
+    dx = dout * ms[:, None] + dpooled[:, 0][:, None] / x.shape[1]     # through the mean
+    np.put_along_axis(dx, arg[:, None],
+                      np.take_along_axis(dx, arg[:, None], axis=1) + dpooled[:, 1][:, None], axis=1)
+    return dx, {"w": dw, "b": db}
+
+
+# --------------------------------------------------------------------------- CBAM
+
+def cbam_forward(x: np.ndarray, params: dict[str, Params],
+                 pool_order: str = "mean-max") -> tuple[np.ndarray, tuple]:
+    """CBAM, channel then spatial (the paper's order): F' = Mc(F) F, F'' = Ms(F') F'.
+
+    params: {'channel': MLP parameters, 'spatial': {'w', 'b'}}.
+    """
+    if not isinstance(params, dict) or not {"channel", "spatial"} <= set(params):
+        raise ValueError("params must be a dict with 'channel' and 'spatial' parameter dicts")
+    f1, cache_c = channel_attention_forward(x, params["channel"])
+    f2, cache_s = spatial_attention_forward(f1, params["spatial"], pool_order)
+    return f2, (cache_c, cache_s)
+
+
+def cbam_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, dict[str, Params]]:
+    """Gradients of CBAM: dx and {'channel': {...}, 'spatial': {...}}."""
+    cache_c, cache_s = cache
+    d1, g_s = spatial_attention_backward(dout, cache_s)
+    dx, g_c = channel_attention_backward(d1, cache_c)
+    return dx, {"channel": g_c, "spatial": g_s}
