@@ -118,6 +118,10 @@ def _se_backward_from_inputs(dout, x, p):
      lambda x, p: __import__("utils.reference").reference.channel_attention_forward(x, p)[0]),
     ("spatial_attention",
      lambda x, p: __import__("utils.reference").reference.spatial_attention_forward(x, p)[0]),
+    ("se_overhead", lambda b, c, r: __import__("utils.counting").counting.se_parameter_overhead(
+        b, c, r)),
+    ("attention_in_box", lambda m, b, s: __import__("utils.datasets").datasets.attention_in_box(
+        m, b, s)),
 ])
 def test_attention_checkers_accept_right_and_reject_wrong_answers(name, correct, capsys):
     checker = getattr(check, name)

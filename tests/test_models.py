@@ -87,3 +87,21 @@ def test_compare_models_and_table():
     assert len(results["a"]) == 2
     table = results_table(results, baseline="a")
     assert table.splitlines()[2].startswith("| a |")
+
+
+def test_se_overhead_formula_and_attention_in_box():
+    from utils.counting import se_parameter_overhead
+    from utils.datasets import attention_in_box
+
+    assert se_parameter_overhead((3, 4, 6, 3), (256, 512, 1024, 2048), 16) == 2_530_992
+    assert se_parameter_overhead((3, 4, 6, 3), (256, 512, 1024, 2048), 16, biases=False) == \
+        2 / 16 * (3 * 256**2 + 4 * 512**2 + 6 * 1024**2 + 3 * 2048**2)
+    maps = np.zeros((2, 4, 4))
+    maps[0, 0, 0] = maps[0, 3, 3] = 1.0               # half inside the top-left box
+    maps[1] = 1.0                                     # uniform: the box's share of the area
+    boxes = np.array([[0, 0, 20, 20], [0, 0, 20, 20]])
+    np.testing.assert_allclose(attention_in_box(maps, boxes, 40), [0.5, 0.25])
+    with pytest.raises(ValueError, match="divisible"):
+        se_parameter_overhead((1,), (10,), 4)
+    with pytest.raises(ValueError, match="non-negative"):
+        attention_in_box(-maps, boxes, 40)

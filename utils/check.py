@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import functional, reference, saliency
+from . import counting, datasets, functional, reference, saliency
 
 
 @dataclass
@@ -264,3 +264,27 @@ def spatial_attention(fn: Callable) -> Callable:
         hint="pooled = np.stack([x.mean(axis=1), x.max(axis=1)], axis=1) is (B, 2, H, W) in the "
              "paper's order (mean first); logits, _ = conv2d_same(pooled, w, b); "
              "Ms = sigmoid(logits[:, 0]); return x * Ms[:, None].")
+
+
+def se_overhead(fn: Callable) -> Callable:
+    """Notebook 02: parameters SE adds, ``fn(blocks, channels, reduction)``, biases included."""
+    cases = [Case(((3, 4, 6, 3), (256, 512, 1024, 2048), 16)), Case(((1, 1, 1), (16, 32, 64), 4)),
+             Case(((2, 2), (64, 128), 8))]
+    return check_exercise(
+        fn, counting.se_parameter_overhead, cases, title="se_overhead",
+        hint="each block adds two FC layers, C x C/r and C/r x C, plus C/r + C biases: "
+             "sum over stages of N_s * (2 * C_s * (C_s // r) + C_s // r + C_s).")
+
+
+def attention_in_box(fn: Callable) -> Callable:
+    """Notebook 03: fraction of attention mass on the digit box, ``fn(maps, boxes, size)``."""
+    rng = np.random.default_rng(8)
+    cases = []
+    for n, h, size in [(4, 10, 40), (3, 20, 40), (2, 5, 30)]:
+        tops = rng.integers(0, size - 16, size=(n, 2))
+        boxes = np.concatenate([tops, tops + 16], axis=1)
+        cases.append(Case((rng.random((n, h, h)), boxes, size)))
+    return check_exercise(
+        fn, datasets.attention_in_box, cases, title="attention_in_box",
+        hint="mask = box_mask(boxes, maps.shape[1:], image_size) marks the cells inside each "
+             "box; return (maps * mask).sum(axis=(1, 2)) / maps.sum(axis=(1, 2)).")

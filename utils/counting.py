@@ -10,6 +10,8 @@ elementwise products are not counted, in line with the papers' tables.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -37,3 +39,18 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
         model(x)
     model.train(was_training)
     return counter.get_total_flops() // 2
+
+
+def se_parameter_overhead(blocks: Sequence[int], channels: Sequence[int], reduction: int,
+                          biases: bool = True) -> int:
+    """Parameters SE adds to a network: (2/r) sum_s N_s C_s^2 (the SE paper's formula), plus
+    the biases sum_s N_s (C_s/r + C_s) when ``biases``. N_s blocks with C_s output channels."""
+    if len(blocks) != len(channels) or not blocks:
+        raise ValueError(f"blocks and channels must be equal-length and non-empty, got "
+                         f"{blocks} and {channels}")
+    if any(c % reduction for c in channels):
+        raise ValueError(f"every channel count must be divisible by reduction={reduction}")
+    total = sum(2 * n * c * (c // reduction) for n, c in zip(blocks, channels, strict=True))
+    if biases:
+        total += sum(n * (c // reduction + c) for n, c in zip(blocks, channels, strict=True))
+    return total

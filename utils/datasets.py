@@ -84,3 +84,33 @@ def cluttered_digits(n: int, *, split: str = "train", seed: int = 0, canvas: int
         labels[i] = targets[k]
         boxes[i] = (y, x, y + digit_size, x + digit_size)
     return DigitScenes(images, labels, boxes)
+
+
+def box_mask(boxes: np.ndarray, map_shape: tuple[int, int], image_size: int) -> np.ndarray:
+    """(N, h, w) boolean masks of the map cells whose centres lie inside each box.
+
+    boxes: (N, 4) as (top, left, bottom, right) in pixels of an image_size-pixel square image.
+    """
+    boxes = np.asarray(boxes)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4), got {boxes.shape}")
+    h, w = map_shape
+    rows = (np.arange(h) + 0.5) * image_size / h
+    cols = (np.arange(w) + 0.5) * image_size / w
+    inside_r = (rows >= boxes[:, 0:1]) & (rows < boxes[:, 2:3])           # (N, h)
+    inside_c = (cols >= boxes[:, 1:2]) & (cols < boxes[:, 3:4])           # (N, w)
+    return inside_r[:, :, None] & inside_c[:, None, :]
+
+
+def attention_in_box(maps: np.ndarray, boxes: np.ndarray, image_size: int) -> np.ndarray:
+    """Fraction of each map's total weight that falls on the digit's box: (N,) in [0, 1].
+
+    maps: (N, h, w) non-negative attention maps over an image_size-pixel square image.
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    if maps.ndim != 3 or np.any(maps < 0):
+        raise ValueError(f"maps must be non-negative with shape (N, h, w), got {maps.shape}")
+    if len(maps) != len(boxes):
+        raise ValueError(f"maps ({len(maps)}) and boxes ({len(boxes)}) must have equal length")
+    mask = box_mask(boxes, maps.shape[1:], image_size)
+    return (maps * mask).sum(axis=(1, 2)) / maps.sum(axis=(1, 2))

@@ -112,3 +112,17 @@ def results_table(results: dict[str, list[TrainResult]], baseline: str | None = 
         lines.append(f"| {name} | {acc.mean():.1f} ± {acc.std(ddof=1) if len(acc) > 1 else 0:.1f}"
                      f" | {diff} | {params:,} | {np.mean([r.seconds for r in runs]):.1f} |")
     return "\n".join(lines)
+
+
+def digit_experiment() -> dict:
+    """The shared set-up of the notebook 02/03 experiments, sized by the mode.
+
+    Returns train and test scenes, the seeds and the number of epochs.
+    """
+    from .datasets import cluttered_digits
+    from .runtime import pick
+
+    n_train, n_test = pick(fast=(640, 300), full=(4000, 1000))
+    return {"train": cluttered_digits(n_train, split="train", seed=0),
+            "test": cluttered_digits(n_test, split="test", seed=0),
+            "seeds": pick(fast=[0, 1], full=[0, 1, 2]), "epochs": pick(fast=2, full=6)}
