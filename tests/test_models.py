@@ -33,7 +33,7 @@ def test_resnet50_macs_depend_on_where_the_stride_is():
 
 
 def test_attention_sits_on_the_residual_branch_before_the_addition():
-    model = small_resnet(attention=SE16 and functools.partial(SqueezeExcitation, reduction=4))
+    model = small_resnet(attention=functools.partial(SqueezeExcitation, reduction=4))
     block = model.stages[1][0]
     assert isinstance(block.attention, SqueezeExcitation) and block.attention.channels == 32
     seen = []
@@ -105,3 +105,19 @@ def test_se_overhead_formula_and_attention_in_box():
         se_parameter_overhead((1,), (10,), 4)
     with pytest.raises(ValueError, match="non-negative"):
         attention_in_box(-maps, boxes, 40)
+
+
+def test_versus_baseline_uses_the_standard_error_of_the_difference():
+    from types import SimpleNamespace
+
+    from utils.training import versus_baseline
+
+    def runs(*accs):
+        return [SimpleNamespace(accuracy=a) for a in accs]
+
+    out = versus_baseline({"base": runs(0.80, 0.82, 0.81), "a": runs(0.90, 0.91, 0.92),
+                           "b": runs(0.80, 0.83, 0.79)}, "base")
+    assert out["a"][2] == "better" and out["b"][2] == "no clear difference"
+    assert out["a"][1] == pytest.approx(np.sqrt(0.01**2 / 3 + 0.01**2 / 3))
+    with pytest.raises(ValueError, match="two seeds"):
+        versus_baseline({"base": runs(0.8), "a": runs(0.9)}, "base")

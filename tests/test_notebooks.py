@@ -19,7 +19,8 @@ def cells(path):
 
 def test_there_are_solution_notebooks_in_course_order():
     names = [p.name for p in SOLUTIONS]
-    assert names[:2] == ["00_start_here.ipynb", "01_saliency_hvs.ipynb"]
+    assert names[:4] == ["00_start_here.ipynb", "01_saliency_hvs.ipynb",
+                         "02_squeeze_excitation.ipynb", "03_cbam.ipynb"]
     numbers = [int(re.match(r"(\d\d)_", n).group(1)) for n in names]
     assert numbers == sorted(numbers) == list(range(len(numbers)))
 
@@ -53,3 +54,5 @@ def test_every_notebook_has_at_least_the_exercises_the_design_asks_for():
     counts = {p.name: sum(BEGIN in src for _, src, _ in cells(p)) for p in SOLUTIONS}
     assert counts["00_start_here.ipynb"] >= 1
     assert counts["01_saliency_hvs.ipynb"] >= 3
+    assert counts["02_squeeze_excitation.ipynb"] >= 3
+    assert counts["03_cbam.ipynb"] >= 3

@@ -1,10 +1,10 @@
 """Data sets the course builds from data that installed packages ship (no downloads).
 
-``cluttered_digits``: scikit-learn's 8x8 handwritten digits (1,797 images by 43 writers,
-UCI ML hand-written digits; shipped inside scikit-learn) enlarged and placed at a random
-position on a larger canvas strewn with fragments of other digits. To classify, a network
-must work out *where* the digit is (the clutter looks like pieces of digits) and *what* it
-is. Train and test use disjoint source digits.
+``cluttered_digits``: scikit-learn's 8x8 handwritten digits (1,797 images, a copy of the
+test set of the UCI ML hand-written digits, shipped inside scikit-learn), enlarged and
+placed at a random position on a larger canvas strewn with fragments of other digits. To
+classify, a network must work out *where* the digit is (the clutter looks like pieces of
+digits) and *what* it is. Train and test use disjoint source digits.
 """
 
 from __future__ import annotations

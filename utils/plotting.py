@@ -33,16 +33,24 @@ def use_course_style() -> None:
 
 def show_image(ax: plt.Axes, image: np.ndarray, title: str, *, colorbar: bool = False,
                label: str = "", cmap: str | None = None,
-               pixels: tuple[int, ...] | None = None) -> None:
+               pixels: tuple[int, ...] | None = None,
+               background: np.ndarray | None = None) -> None:
     """Draw an image or map on ``ax`` with a title, pixel axes and (for maps) a colour bar.
 
     image: (H, W) map or (H, W, 3) colour image. pixels: the (H, W, ...) shape of the image a
-    coarser map covers, so that its axes read in that image's pixels.
+    coarser map covers, so that its axes read in that image's pixels. background: an (H, W)
+    grey image to draw underneath, with the map half transparent on top (an overlay).
     """
     if image.ndim not in (2, 3):
         raise ValueError(f"image must be (H, W) or (H, W, 3), got shape {image.shape}")
+    if background is not None:
+        if background.ndim != 2:
+            raise ValueError(f"background must be a grey (H, W) image, got {background.shape}")
+        ax.imshow(background, cmap="gray_r")
+        pixels = pixels or background.shape
     extent = None if pixels is None else (-0.5, pixels[1] - 0.5, pixels[0] - 0.5, -0.5)
-    drawn = ax.imshow(image, cmap=cmap if image.ndim == 2 else None, extent=extent)
+    drawn = ax.imshow(image, cmap=cmap if image.ndim == 2 else None, extent=extent,
+                      alpha=0.6 if background is not None else None)
     if image.ndim == 2 and np.ptp(image) == 0:          # a constant map: show it as such
         drawn.set_clim(image.flat[0], image.flat[0] + 1)
         title += " (constant)"

@@ -99,18 +99,45 @@ def compare_models(builders: dict[str, Callable[[], nn.Module]], train: DigitSce
     return results
 
 
+def versus_baseline(results: dict[str, list[TrainResult]],
+                    baseline: str) -> dict[str, tuple[float, float, str]]:
+    """For every model but the baseline: (difference of mean test accuracy, its standard error,
+    verdict). The verdict is 'better' or 'worse' when the difference exceeds twice its
+    standard error (Welch's form, sqrt(s_a^2/n_a + s_b^2/n_b)), else 'no clear difference'."""
+    if baseline not in results:
+        raise ValueError(f"baseline {baseline!r} is not among the results {sorted(results)}")
+    base = np.array([r.accuracy for r in results[baseline]])
+    out = {}
+    for name, runs in results.items():
+        if name == baseline:
+            continue
+        acc = np.array([r.accuracy for r in runs])
+        if len(acc) < 2 or len(base) < 2:
+            raise ValueError("comparing with the baseline needs at least two seeds per model")
+        diff = acc.mean() - base.mean()
+        se = float(np.sqrt(acc.var(ddof=1) / len(acc) + base.var(ddof=1) / len(base)))
+        verdict = ("better" if diff > 2 * se else "worse" if diff < -2 * se
+                   else "no clear difference")
+        out[name] = (float(diff), se, verdict)
+    return out
+
+
 def results_table(results: dict[str, list[TrainResult]], baseline: str | None = None) -> str:
-    """A Markdown table: accuracy mean ± std over seeds, the difference to ``baseline``,
-    parameters, and seconds per run."""
-    lines = ["| model | test accuracy (%) | vs baseline (points) | parameters | s / run |",
+    """A Markdown table: test accuracy mean ± std over seeds, the difference to ``baseline``
+    ± twice its standard error with a verdict, parameters, and seconds per run."""
+    lines = ["| model | test accuracy (%) | vs baseline (points, ± 2 SE) | parameters | s / run |",
              "|---|---|---|---|---|"]
-    base = None if baseline is None else np.mean([r.accuracy for r in results[baseline]])
+    versus = versus_baseline(results, baseline) if baseline is not None else {}
     for name, runs in results.items():
         acc = np.array([r.accuracy for r in runs]) * 100
         params = sum(p.numel() for p in runs[0].model.parameters())
-        diff = "" if base is None or name == baseline else f"{acc.mean() - base * 100:+.1f}"
-        lines.append(f"| {name} | {acc.mean():.1f} ± {acc.std(ddof=1) if len(acc) > 1 else 0:.1f}"
-                     f" | {diff} | {params:,} | {np.mean([r.seconds for r in runs]):.1f} |")
+        std = acc.std(ddof=1) if len(acc) > 1 else 0.0
+        diff = ""
+        if name in versus:
+            d, se, verdict = versus[name]
+            diff = f"{d * 100:+.1f} ± {2 * se * 100:.1f}: {verdict}"
+        lines.append(f"| {name} | {acc.mean():.1f} ± {std:.1f} | {diff} | {params:,} | "
+                     f"{np.mean([r.seconds for r in runs]):.1f} |")
     return "\n".join(lines)
 
 
@@ -122,7 +149,7 @@ def digit_experiment() -> dict:
     from .datasets import cluttered_digits
     from .runtime import pick
 
-    n_train, n_test = pick(fast=(640, 300), full=(4000, 1000))
+    n_train, n_test = pick(fast=(1000, 300), full=(4000, 1000))
     return {"train": cluttered_digits(n_train, split="train", seed=0),
             "test": cluttered_digits(n_test, split="test", seed=0),
-            "seeds": pick(fast=[0, 1], full=[0, 1, 2]), "epochs": pick(fast=2, full=6)}
+            "seeds": pick(fast=[0, 1], full=[0, 1, 2]), "epochs": pick(fast=3, full=6)}
