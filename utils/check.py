@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import counting, datasets, functional, reference, saliency
+from . import counting, datasets, denoising, functional, reference, saliency
 
 
 @dataclass
@@ -288,3 +288,51 @@ def attention_in_box(fn: Callable) -> Callable:
         fn, datasets.attention_in_box, cases, title="attention_in_box",
         hint="mask = box_mask(boxes, maps.shape[1:], image_size) marks the cells inside each "
              "box; return (maps * mask).sum(axis=(1, 2)) / maps.sum(axis=(1, 2)).")
+
+
+def nlmeans_weights(fn: Callable) -> Callable:
+    """Notebook 04: NL-means weights ``fn(d2, h, sigma) = exp(-max(d2 - 2 sigma^2, 0) / h^2)``."""
+    rng = np.random.default_rng(9)
+    cases = [Case((rng.random((5, 6)) * 0.05, 0.1, 0.1)), Case((rng.random(20) * 0.2, 0.05, 0.0)),
+             Case((np.array([0.0, 0.02, 0.5]), 0.2, 0.1))]
+    return check_exercise(
+        fn, denoising.nlmeans_weights, cases, title="nlmeans_weights",
+        hint="subtract the noise's contribution 2 * sigma**2 from d2, clip at 0 with "
+             "np.maximum, divide by h**2, and take np.exp of minus that.")
+
+
+def _attention_cases(seed: int) -> list[Case]:
+    rng = np.random.default_rng(seed)
+    return [Case((rng.normal(size=(b, n, d)), rng.normal(size=(b, m, d)),
+                  rng.normal(size=(b, m, e)))) for b, n, m, d, e in
+            [(2, 6, 6, 4, 3), (1, 9, 3, 2, 5), (2, 1, 4, 3, 3)]]
+
+
+def embedded_attention(fn: Callable) -> Callable:
+    """Notebook 04: the embedded-Gaussian non-local operation ``fn(theta, phi, g) -> y``."""
+    cases = _attention_cases(10) + [Case((np.full((1, 2, 2), 30.0), np.full((1, 3, 2), 30.0),
+                                          np.eye(3)[None]))]
+    return check_exercise(
+        fn, lambda t, p, g: reference.embedded_attention(t, p, g)[0], cases,
+        title="embedded_attention",
+        hint="scores = theta @ phi.transpose(0, 2, 1) is (B, N, N_p); a softmax over the last "
+             "axis (subtract its max first) gives f; return f @ g.")
+
+
+def dot_attention(fn: Callable) -> Callable:
+    """Notebook 04: the dot-product non-local operation ``fn(theta, phi, g) -> y``."""
+    return check_exercise(
+        fn, lambda t, p, g: reference.dot_attention(t, p, g)[0], _attention_cases(11),
+        title="dot_attention",
+        hint="f = theta @ phi.transpose(0, 2, 1) divided by N_p = phi.shape[1], the number of "
+             "keys (not a softmax); return f @ g.")
+
+
+def max_pool_2x2(fn: Callable) -> Callable:
+    """Notebook 04: spatial 2 x 2 max pooling of (B, C, H, W) maps for subsampled non-local."""
+    rng = np.random.default_rng(12)
+    cases = [Case((rng.normal(size=s),)) for s in [(2, 3, 4, 6), (1, 2, 5, 7), (1, 1, 2, 2)]]
+    return check_exercise(
+        fn, reference.max_pool_spatial, cases, title="max_pool_2x2",
+        hint="crop H and W to even sizes, reshape (B, C, H/2, 2, W/2, 2) and take the max over "
+             "axes 3 and 5.")

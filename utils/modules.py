@@ -167,3 +167,114 @@ class CBAM(nn.Module):
         self.channel.load_reference(params["channel"])
         self.spatial.load_reference(params["spatial"])
         return self
+
+
+NL_MODES = ("gaussian", "embedded", "dot", "concat")
+NL_BACKENDS = ("matmul", "sdpa")
+
+
+class NonLocalBlock(_Attention):
+    """Non-local block (Wang et al., CVPR 2018) for 1-D, 2-D or 3-D inputs (B, C, *S).
+
+    mode: the pairwise function ('gaussian', 'embedded', 'dot', 'concat'); inter_channels:
+    C_i (default C/2); subsample: max-pool phi and g spatially by 2 (time is never pooled);
+    scale: divide theta.phi by sqrt(C_i) (the official code's choice; the paper's text has
+    no scale); backend: 'matmul' (explicit N x N affinity) or 'sdpa'
+    (``scaled_dot_product_attention``, fused, for the softmax modes only). The output batch
+    norm starts with weight 0, so the block starts as the identity.
+    """
+
+    def __init__(self, channels: int, inter_channels: int | None = None, mode: str = "embedded",
+                 dim: int = 2, subsample: bool = False, scale: bool = False,
+                 backend: str = "matmul"):
+        super().__init__()
+        channels = positive_int(channels, "channels")
+        inter = positive_int(inter_channels if inter_channels is not None
+                             else max(channels // 2, 1), "inter_channels")
+        if mode not in NL_MODES:
+            raise ValueError(f"mode must be one of {NL_MODES}, got {mode!r}")
+        if dim not in (1, 2, 3):
+            raise ValueError(f"dim must be 1, 2 or 3 (the number of spatial axes), got {dim!r}")
+        if backend not in NL_BACKENDS:
+            raise ValueError(f"backend must be one of {NL_BACKENDS}, got {backend!r}")
+        if backend == "sdpa" and mode not in ("gaussian", "embedded"):
+            raise ValueError(f"backend='sdpa' computes a softmax; mode {mode!r} normalises by N "
+                             "instead, so use backend='matmul'")
+        self.channels, self.inter, self.mode, self.dim = channels, inter, mode, dim
+        self.scale, self.backend = scale, backend
+        conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dim]
+        norm = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dim]
+        self.g = conv(channels, inter, 1)
+        if mode != "gaussian":
+            self.theta = conv(channels, inter, 1)
+            self.phi = conv(channels, inter, 1)
+        if mode == "concat":
+            self.w_f = nn.Linear(2 * inter, 1, bias=False)
+        self.w_z = conv(inter, channels, 1)
+        self.bn = norm(channels)
+        nn.init.zeros_(self.bn.weight)
+        nn.init.zeros_(self.bn.bias)
+        pool = {1: nn.MaxPool1d(2), 2: nn.MaxPool2d(2), 3: nn.MaxPool3d((1, 2, 2))}[dim]
+        self.pool = pool if subsample else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.ndim != self.dim + 2:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"NonLocalBlock(dim={self.dim}) expects x of shape (B, C"
+                             f"{', *S' if self.dim > 1 else ', L'}) with {self.dim} spatial "
+                             f"axes, got {shape}")
+        _check_input(x.flatten(3) if self.dim == 3 else x.reshape(*x.shape[:2], -1, 1),
+                     self.channels, type(self).__name__)
+        b = x.shape[0]
+        keys = self.pool(x) if self.pool is not None else x
+
+        def tokens(t: torch.Tensor) -> torch.Tensor:                # (B, C', *S) -> (B, N, C')
+            return t.flatten(2).transpose(1, 2)
+
+        g = tokens(self.g(keys))
+        if self.mode == "gaussian":
+            theta, phi = tokens(x), tokens(keys)
+        else:
+            theta, phi = tokens(self.theta(x)), tokens(self.phi(keys))
+        factor = theta.shape[-1] ** -0.5 if self.scale else 1.0
+        if self.backend == "sdpa":
+            # Contiguous (B, 1, N, d) tensors, so that the fused kernel is used rather than a
+            # fallback that materialises the N x N matrix.
+            y = F.scaled_dot_product_attention(theta.unsqueeze(1).contiguous(),
+                                               phi.unsqueeze(1).contiguous(),
+                                               g.unsqueeze(1).contiguous(), scale=factor)[:, 0]
+        else:
+            if self.mode in ("gaussian", "embedded"):
+                f = torch.softmax(theta @ phi.transpose(1, 2) * factor, dim=-1)
+            elif self.mode == "dot":
+                f = theta @ phi.transpose(1, 2) / phi.shape[1]
+            else:
+                w = self.w_f.weight[0]
+                f = F.relu((theta @ w[:self.inter])[:, :, None]
+                           + (phi @ w[self.inter:])[:, None, :]) / phi.shape[1]
+            self._keep(f)
+            y = f @ g
+        z = self.w_z(y.transpose(1, 2).reshape(b, self.inter, *x.shape[2:]))
+        return x + self.bn(z)
+
+    def load_reference(self, params: dict[str, np.ndarray]) -> NonLocalBlock:
+        """Copy NumPy parameters in (``utils.reference.nl_param_shapes``); the batch norm's
+        running statistics are reset to mean 0 and variance 1, as the reference assumes."""
+        def conv_weight(name: str, conv: nn.Module) -> None:
+            _copy(conv.weight, np.asarray(params[name]).reshape(conv.weight.shape),
+                  f"params[{name!r}]")
+
+        conv_weight("w_g", self.g)
+        _copy(self.g.bias, params["b_g"], "params['b_g']")
+        if self.mode != "gaussian":
+            for name in ("theta", "phi"):
+                conv_weight(f"w_{name}", getattr(self, name))
+                _copy(getattr(self, name).bias, params[f"b_{name}"], f"params['b_{name}']")
+        if self.mode == "concat":
+            _copy(self.w_f.weight, np.asarray(params["w_f"])[None], "params['w_f']")
+        conv_weight("w_z", self.w_z)
+        _copy(self.w_z.bias, params["b_z"], "params['b_z']")
+        _copy(self.bn.weight, params["gamma"], "params['gamma']")
+        _copy(self.bn.bias, params["beta"], "params['beta']")
+        self.bn.reset_running_stats()
+        return self

@@ -252,3 +252,125 @@ def cbam_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, dict[str,
     d1, g_s = spatial_attention_backward(dout, cache_s)
     dx, g_c = channel_attention_backward(d1, cache_c)
     return dx, {"channel": g_c, "spatial": g_s}
+
+
+# --------------------------------------------------------------------------- non-local block
+
+NL_MODES = ("gaussian", "embedded", "dot", "concat")
+BN_EPS = 1e-5
+
+
+def max_pool_spatial(x: np.ndarray) -> np.ndarray:
+    """Max-pool the spatial axes by 2 (kernel (2,), (2, 2) or (1, 2, 2) for 1-, 2-, 3-D inputs:
+    time is never pooled). x: (B, C, *S); odd sizes drop their last row/column."""
+    dims = x.ndim - 2
+    if dims == 1:
+        n = x.shape[2] // 2 * 2
+        return x[:, :, :n].reshape(*x.shape[:2], n // 2, 2).max(axis=3)
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    x = x[..., :h, :w]
+    return x.reshape(*x.shape[:-2], h // 2, 2, w // 2, 2).max(axis=(-3, -1))
+
+
+def embedded_attention(theta: np.ndarray, phi: np.ndarray, g: np.ndarray,
+                       scale: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Embedded-Gaussian pairwise function: f = softmax_j(theta_i . phi_j), y = f g.
+
+    theta: (B, N, d), phi: (B, N_p, d), g: (B, N_p, d_v). Returns y (B, N, d_v), f (B, N, N_p).
+    With ``scale`` the scores are divided by sqrt(d) first (scaled dot-product attention).
+    """
+    scores = theta @ phi.transpose(0, 2, 1)
+    if scale:
+        scores = scores / np.sqrt(theta.shape[-1])
+    scores = scores - scores.max(axis=-1, keepdims=True)
+    f = np.exp(scores)
+    f /= f.sum(axis=-1, keepdims=True)
+    return f @ g, f
+
+
+def dot_attention(theta: np.ndarray, phi: np.ndarray,
+                  g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dot-product pairwise function normalised by the number of keys: f = theta phi^T / N_p.
+
+    Shapes as in ``embedded_attention``. Returns y = f g and f.
+    """
+    f = theta @ phi.transpose(0, 2, 1) / phi.shape[1]
+    return f @ g, f
+
+
+def nl_param_shapes(channels: int, inter: int, mode: str) -> dict[str, tuple[int, ...]]:
+    """Parameter shapes of a non-local block on ``channels`` with ``inter`` inner channels."""
+    channels = positive_int(channels, "channels")
+    inter = positive_int(inter, "inter")
+    if mode not in NL_MODES:
+        raise ValueError(f"mode must be one of {NL_MODES}, got {mode!r}")
+    shapes = {"w_g": (inter, channels), "b_g": (inter,), "w_z": (channels, inter),
+              "b_z": (channels,), "gamma": (channels,), "beta": (channels,)}
+    if mode != "gaussian":
+        shapes.update(w_theta=(inter, channels), b_theta=(inter,), w_phi=(inter, channels),
+                      b_phi=(inter,))
+    if mode == "concat":
+        shapes["w_f"] = (2 * inter,)
+    return shapes
+
+
+def init_nonlocal(channels: int, inter: int, mode: str, rng: np.random.Generator,
+                  zero_gamma: bool = False) -> Params:
+    """Random parameters for tests; ``zero_gamma`` gives the paper's initialisation of the
+    output batch norm (scale 0, shift 0), which makes the block the identity."""
+    params = {k: rng.normal(size=s) / np.sqrt(s[-1]) for k, s in
+              nl_param_shapes(channels, inter, mode).items()}
+    if zero_gamma:
+        params["gamma"], params["beta"] = np.zeros(channels), np.zeros(channels)
+    return params
+
+
+def nonlocal_forward(x: np.ndarray, params: Params, mode: str = "embedded",
+                     subsample: bool = False, scale: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The non-local block of Wang, Girshick, Gupta & He (CVPR 2018), the matmul recipe.
+
+    x: (B, C, *S) with S = (L,), (H, W) or (T, H, W); N = prod(S).
+    1. theta, phi, g: 1x1(x1) convolutions to C_i channels (gaussian mode uses x itself for
+       theta and phi); with ``subsample``, phi and g are max-pooled spatially (N_p = N / 4 for
+       2-D and 3-D inputs, N / 2 for 1-D).
+    2. f(x_i, x_j): gaussian / embedded: softmax_j(theta_i . phi_j) (divided by sqrt(C_i) first
+       when ``scale``, as the official code does); dot: theta_i . phi_j / N_p;
+       concat: ReLU(w_f . [theta_i; phi_j]) / N_p.
+    3. y = f g (B, N, C_i); z = W_z y + b_z back to C channels; batch norm (inference form
+       with running mean 0 and variance 1: gamma z / sqrt(1 + eps) + beta); out = z + x.
+    Returns out (B, C, *S) and the attention f (B, N, N_p).
+    """
+    x = as_float_array(x, "x", ndim=(3, 4, 5))
+    if mode not in NL_MODES:
+        raise ValueError(f"mode must be one of {NL_MODES}, got {mode!r}")
+    b, c = x.shape[:2]
+    w_g = np.asarray(params.get("w_g") if isinstance(params, dict) else None)
+    if w_g.ndim != 2:
+        raise ValueError("params must be a dict holding 'w_g' of shape (C_i, C) and the rest "
+                         "of nl_param_shapes(C, C_i, mode)")
+    p = _check_params(params, nl_param_shapes(c, w_g.shape[0], mode), "params")
+    flat = x.reshape(b, c, -1)                                           # (B, C, N)
+
+    def project(w, bias, inp):                                          # -> (B, N', C_i)
+        return np.einsum("oc,bcn->bno", w, inp.reshape(b, c, -1)) + bias
+
+    keys_input = max_pool_spatial(x) if subsample else x
+    g = project(p["w_g"], p["b_g"], keys_input)
+    if mode == "gaussian":
+        theta, phi = flat.transpose(0, 2, 1), keys_input.reshape(b, c, -1).transpose(0, 2, 1)
+    else:
+        theta = project(p["w_theta"], p["b_theta"], x)
+        phi = project(p["w_phi"], p["b_phi"], keys_input)
+    n_keys = phi.shape[1]
+    if mode in ("gaussian", "embedded"):
+        y, f = embedded_attention(theta, phi, g, scale)                 # y: (B, N, C_i)
+    elif mode == "dot":
+        y, f = dot_attention(theta, phi, g)
+    else:
+        ci = theta.shape[-1]
+        f = np.maximum((theta @ p["w_f"][:ci])[:, :, None] + (phi @ p["w_f"][ci:])[:, None, :],
+                       0.0) / n_keys
+        y = f @ g
+    z = np.einsum("oc,bnc->bon", p["w_z"], y) + p["b_z"][None, :, None]  # (B, C, N)
+    z = p["gamma"][None, :, None] * z / np.sqrt(1 + BN_EPS) + p["beta"][None, :, None]
+    return (z + flat).reshape(x.shape), f
