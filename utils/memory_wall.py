@@ -3,7 +3,8 @@
 ``affinity_bytes`` is the analytic size of the N x N affinity matrix. ``measure`` runs one
 attention of N queries and keys of width d in a fresh Python process and reports its
 median time and its extra peak memory (the rise of the process's maximum resident set
-size, so only CPU memory is meaningful), for three variants:
+size, so only CPU memory is meaningful; on Linux the high-water mark is reset first, so that
+earlier peaks, such as importing PyTorch, cannot hide it), for three variants:
 
 - 'explicit':   softmax(Q K^T) V with the N x N matrix in memory;
 - 'fused':      torch.nn.functional.scaled_dot_product_attention (no N x N matrix);
@@ -28,6 +29,28 @@ def affinity_bytes(n: int, dtype_bytes: int = 4, batch: int = 1) -> int:
     """Bytes of one N x N affinity matrix per batch element times ``batch``."""
     return positive_int(batch, "batch") * positive_int(n, "n") ** 2 * positive_int(
         dtype_bytes, "dtype_bytes")
+
+
+def _memory_kib(field: str) -> int | None:
+    """A memory field of /proc/self/status in KiB ('VmRSS', 'VmHWM'), None where unavailable."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak() -> bool:
+    """Reset this process's peak resident set size (Linux >= 4.0); False if not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def _run(n: int, d: int, variant: str, repeats: int) -> dict:
@@ -55,10 +78,13 @@ def _run(n: int, d: int, variant: str, repeats: int) -> dict:
             return F.scaled_dot_product_attention(q, k, v, scale=1.0)
         return torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
 
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    exact = _reset_peak() and _memory_kib("VmRSS") is not None
+    base = _memory_kib("VmRSS") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with torch.no_grad():
         attend()
-        extra_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
+        peak = _memory_kib("VmHWM") if exact else resource.getrusage(
+            resource.RUSAGE_SELF).ru_maxrss
+        extra_kib = peak - base
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
@@ -66,7 +92,8 @@ def _run(n: int, d: int, variant: str, repeats: int) -> dict:
             times.append(time.perf_counter() - start)
     times.sort()
     return {"n": n, "d": d, "variant": variant, "ms": 1000 * times[len(times) // 2],
-            "extra_mib": extra_kib / 1024, "threads": torch.get_num_threads()}
+            "extra_mib": extra_kib / 1024, "threads": torch.get_num_threads(),
+            "peak_reset": exact}
 
 
 def measure(n: int, d: int, variant: str, repeats: int = 3) -> dict:
