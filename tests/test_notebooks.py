@@ -19,8 +19,8 @@ def cells(path):
 
 def test_there_are_solution_notebooks_in_course_order():
     names = [p.name for p in SOLUTIONS]
-    assert names[:4] == ["00_start_here.ipynb", "01_saliency_hvs.ipynb",
-                         "02_squeeze_excitation.ipynb", "03_cbam.ipynb"]
+    assert names[:5] == ["00_start_here.ipynb", "01_saliency_hvs.ipynb",
+                         "02_squeeze_excitation.ipynb", "03_cbam.ipynb", "04_non_local.ipynb"]
     numbers = [int(re.match(r"(\d\d)_", n).group(1)) for n in names]
     assert numbers == sorted(numbers) == list(range(len(numbers)))
 
@@ -56,3 +56,4 @@ def test_every_notebook_has_at_least_the_exercises_the_design_asks_for():
     assert counts["01_saliency_hvs.ipynb"] >= 3
     assert counts["02_squeeze_excitation.ipynb"] >= 3
     assert counts["03_cbam.ipynb"] >= 3
+    assert counts["04_non_local.ipynb"] >= 4
