@@ -336,3 +336,40 @@ def max_pool_2x2(fn: Callable) -> Callable:
         fn, reference.max_pool_spatial, cases, title="max_pool_2x2",
         hint="crop H and W to even sizes, reshape (B, C, H/2, 2, W/2, 2) and take the max over "
              "axes 3 and 5.")
+
+
+def top_components(fn: Callable) -> Callable:
+    """Notebook 05: PCA from scratch, ``fn(x, k) -> (components (k, C), variances (k,))``."""
+    rng = np.random.default_rng(13)
+    cases = [Case((rng.normal(size=(60, 5)) @ rng.normal(size=(5, 5)), 2)),
+             Case((rng.normal(size=(40, 8)) * np.arange(1, 9), 3)),
+             Case((rng.normal(size=(30, 4)) + 5.0, 4))]
+    return check_exercise(
+        fn, reference.top_components, cases, title="top_components", rtol=1e-6, atol=1e-9,
+        hint="centre x (subtract the column means), sigma = xc.T @ xc / (M - 1); "
+             "values, vectors = np.linalg.eigh(sigma) (ascending!); take the k largest, return "
+             "(fix_signs(vectors[:, order].T), values[order]).")
+
+
+def orthogonality_penalty(fn: Callable) -> Callable:
+    """Notebook 05: sum of squared off-diagonal entries of W_hat W_hat^T, ``fn(w) -> float``."""
+    rng = np.random.default_rng(14)
+    cases = [Case((rng.normal(size=(4, 6)),)), Case((np.eye(3, 5) * 7.0,)),
+             Case((rng.normal(size=(2, 3)) + 3.0,))]
+    return check_exercise(
+        fn, lambda w: reference.orthogonality_penalty(w)[0], cases, title="orthogonality_penalty",
+        hint="normalise each row to unit length, gram = u @ u.T, subtract np.eye(K) and return "
+             "the sum of the squares (a float).")
+
+
+def ia_attention(fn: Callable) -> Callable:
+    """Notebook 05: interaction-aware attention pooling ``fn(x, w, b) -> (B, K, C)``."""
+    rng = np.random.default_rng(15)
+    cases = [Case((rng.normal(size=(2, 5, 3, 4)), rng.normal(size=(3, 5)), rng.normal(size=3))),
+             Case((rng.normal(size=(1, 4, 7)), rng.normal(size=(2, 4)), np.zeros(2)))]
+    return check_exercise(
+        fn, lambda x, w, b: reference.ia_attention_forward(x, w, b)[0], cases,
+        title="ia_attention",
+        hint="flat = x.reshape(B, C, -1); scores = einsum('kc,bcn->bkn', w, flat) + "
+             "b[None, :, None]; softmax over the last axis (positions); return "
+             "maps @ flat.transpose(0, 2, 1).")

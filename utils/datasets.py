@@ -114,3 +114,19 @@ def attention_in_box(maps: np.ndarray, boxes: np.ndarray, image_size: int) -> np
         raise ValueError(f"maps ({len(maps)}) and boxes ({len(boxes)}) must have equal length")
     mask = box_mask(boxes, maps.shape[1:], image_size)
     return (maps * mask).sum(axis=(1, 2)) / maps.sum(axis=(1, 2))
+
+
+def segment_indices(num_frames: int, segments: int,
+                    rng: np.random.Generator | None = None) -> np.ndarray:
+    """TSN-style sampling: split the frames into equal segments and take one frame from each,
+    at random within the segment (training, with ``rng``) or at its centre (testing)."""
+    num_frames = positive_int(num_frames, "num_frames")
+    segments = positive_int(segments, "segments")
+    if segments > num_frames:
+        raise ValueError(f"segments ({segments}) must not exceed num_frames ({num_frames})")
+    edges = np.linspace(0, num_frames, segments + 1)
+    if rng is None:
+        return ((edges[:-1] + edges[1:]) / 2).astype(int)
+    starts = np.ceil(edges[:-1]).astype(int)
+    stops = np.maximum(np.ceil(edges[1:]).astype(int), starts + 1)
+    return np.array([int(rng.integers(lo, hi)) for lo, hi in zip(starts, stops, strict=True)])

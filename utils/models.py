@@ -120,3 +120,50 @@ def small_resnet(num_classes: int = 10, in_channels: int = 1, attention: Attenti
     """A small ResNet of basic blocks for the course's CPU experiments."""
     return ResNet(BasicBlock, blocks, widths, num_classes, in_channels, stem="small",
                   attention=attention)
+
+
+class PyramidAttentionNet(nn.Module):
+    """A small ResNet whose stage outputs form a spatial pyramid: each is resampled to one
+    grid (the sampling function R, bilinear), the maps are concatenated, and K interaction-
+    aware attention maps pool the fused features for a linear classifier.
+
+    ia_weight > 0 adds the interaction-aware loss (times ia_weight) as ``aux_loss`` during
+    training; ``train_classifier`` adds it to the cross-entropy.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, maps: int = 4,
+                 grid: int = 10, widths: Sequence[int] = (16, 32, 64), ia_weight: float = 0.0,
+                 gamma: float = 1.0):
+        super().__init__()
+        from .modules import InteractionAwareAttention
+
+        base = small_resnet(num_classes, in_channels, widths=widths)
+        self.stem, self.stages = base.stem, base.stages
+        self.grid = positive_int(grid, "grid")
+        self.attention = InteractionAwareAttention(sum(widths), maps)
+        self.fc = nn.Linear(maps * sum(widths), num_classes)
+        if ia_weight < 0 or gamma < 0:
+            raise ValueError(f"ia_weight and gamma must be >= 0, got {ia_weight} and {gamma}")
+        self.ia_weight, self.gamma = float(ia_weight), float(gamma)
+        self.aux_loss: torch.Tensor | None = None
+
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        """Stage outputs resampled to (grid, grid) and concatenated: (B, sum(widths), g, g)."""
+        levels, h = [], self.stem(x)
+        for stage in self.stages:
+            h = stage(h)
+            levels.append(torch.nn.functional.interpolate(h, size=(self.grid, self.grid),
+                                                          mode="bilinear", align_corners=False))
+        return torch.cat(levels, dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from .modules import feature_covariance, interaction_loss
+
+        features = self.fused(x)
+        pooled = self.attention(features)                            # (B, K, C)
+        self.aux_loss = None
+        if self.training and self.ia_weight > 0:
+            sigma = feature_covariance(features)
+            self.aux_loss = self.ia_weight * interaction_loss(self.attention.score.weight, sigma,
+                                                              self.gamma)
+        return self.fc(pooled.flatten(1))

@@ -278,3 +278,58 @@ class NonLocalBlock(_Attention):
         _copy(self.bn.bias, params["beta"], "params['beta']")
         self.bn.reset_running_stats()
         return self
+
+
+def feature_covariance(x: torch.Tensor) -> torch.Tensor:
+    """Covariance (C, C) of the C-dimensional feature vectors at every position of a batch.
+
+    x: (B, C, *S). Rows are positions across the batch; computed without gradient, as the
+    interaction-aware loss treats it as a constant.
+    """
+    with torch.no_grad():
+        flat = x.transpose(0, 1).reshape(x.shape[1], -1)
+        centred = flat - flat.mean(dim=1, keepdim=True)
+        return centred @ centred.T / (flat.shape[1] - 1)
+
+
+def interaction_loss(weight: torch.Tensor, sigma: torch.Tensor,
+                     gamma: float = 1.0) -> torch.Tensor:
+    """The course's interaction-aware loss (see ``utils.reference.interaction_loss``):
+    -mean_k w_hat_k^T Sigma w_hat_k / tr(Sigma) + gamma * sum_{k != l} (w_hat_k . w_hat_l)^2."""
+    if weight.ndim != 2 or sigma.shape != (weight.shape[1], weight.shape[1]):
+        raise ValueError(f"weight must be (K, C) and sigma (C, C); got {tuple(weight.shape)} "
+                         f"and {tuple(sigma.shape)}")
+    u = F.normalize(weight, dim=1)
+    variance = ((u @ sigma) * u).sum() / (len(u) * torch.trace(sigma))
+    gram = u @ u.T
+    off = gram - torch.eye(len(u), dtype=u.dtype, device=u.device)
+    return -variance + gamma * (off**2).sum()
+
+
+class InteractionAwareAttention(_Attention):
+    """K attention maps over the positions of (B, C, *S) features, each pooling them:
+    A = softmax_positions(W x + b) (B, K, N), pooled = A x^T (B, K, C)."""
+
+    def __init__(self, channels: int, maps: int = 4):
+        super().__init__()
+        self.channels = positive_int(channels, "channels")
+        self.maps = positive_int(maps, "maps")
+        self.score = nn.Linear(channels, maps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.ndim < 3:
+            raise ValueError(f"{type(self).__name__} expects x of shape (B, C, *S), got "
+                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x)}")
+        if x.shape[1] != self.channels:
+            raise ValueError(f"{type(self).__name__} was built for {self.channels} channels, "
+                             f"got x with {x.shape[1]} (shape {tuple(x.shape)})")
+        flat = x.flatten(2)                                          # (B, C, N)
+        maps = torch.softmax(torch.einsum("kc,bcn->bkn", self.score.weight, flat)
+                             + self.score.bias[None, :, None], dim=-1)
+        self._keep(maps)
+        return maps @ flat.transpose(1, 2)                           # (B, K, C)
+
+    def load_reference(self, w: np.ndarray, b: np.ndarray) -> InteractionAwareAttention:
+        _copy(self.score.weight, w, "w")
+        _copy(self.score.bias, b, "b")
+        return self

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .functional import sigmoid
-from .validate import as_float_array, positive_int
+from .validate import as_float_array, positive_float, positive_int
 
 Params = dict[str, np.ndarray]
 
@@ -374,3 +374,119 @@ def nonlocal_forward(x: np.ndarray, params: Params, mode: str = "embedded",
     z = np.einsum("oc,bnc->bon", p["w_z"], y) + p["b_z"][None, :, None]  # (B, C, N)
     z = p["gamma"][None, :, None] * z / np.sqrt(1 + BN_EPS) + p["beta"][None, :, None]
     return (z + flat).reshape(x.shape), f
+
+
+# --------------------------------------------------------------------------- interaction-aware
+
+def fix_signs(components: np.ndarray) -> np.ndarray:
+    """Flip each row so that its largest-magnitude entry is positive (PCA's sign is arbitrary)."""
+    components = as_float_array(components, "components", ndim=2)
+    idx = np.abs(components).argmax(axis=1)
+    signs = np.sign(components[np.arange(len(components)), idx])
+    return components * np.where(signs == 0, 1.0, signs)[:, None]
+
+
+def covariance(x: np.ndarray) -> np.ndarray:
+    """Covariance of samples in rows: x (M, C) -> (C, C) = (x - mean)^T (x - mean) / (M - 1)."""
+    x = as_float_array(x, "x", ndim=2, min_shape=(2, 1))
+    centred = x - x.mean(axis=0)
+    return centred.T @ centred / (len(x) - 1)
+
+
+def top_components(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """PCA from scratch: the k leading eigenvectors of the covariance (rows, signs fixed) and
+    their eigenvalues (the variance along each), largest first. x: (M, C)."""
+    sigma = covariance(x)
+    k = positive_int(k, "k")
+    if k > sigma.shape[0]:
+        raise ValueError(f"k ({k}) must not exceed the number of features ({sigma.shape[0]})")
+    values, vectors = np.linalg.eigh(sigma)                      # ascending
+    order = np.argsort(values)[::-1][:k]
+    return fix_signs(vectors[:, order].T), values[order]
+
+
+def orthogonality_penalty(w: np.ndarray) -> tuple[float, np.ndarray]:
+    """sum_{k != l} (w_k . w_l / (|w_k| |w_l|))^2 and its gradient with respect to w (K, C).
+
+    With rows normalised to unit length, the diagonal of W W^T is 1, so this is
+    ||W_hat W_hat^T - I||_F^2: zero exactly when the rows are orthogonal.
+    """
+    w = as_float_array(w, "w", ndim=2)
+    norms = np.linalg.norm(w, axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise ValueError("w must not have an all-zero row (its direction is undefined)")
+    u = w / norms
+    gram = u @ u.T
+    off = gram - np.eye(len(w))
+    value = float(np.sum(off**2))
+    du = 4 * off @ u                                             # d/du of sum off^2 (symmetric)
+    dw = (du - u * np.sum(du * u, axis=1, keepdims=True)) / norms   # through the normalisation
+    return value, dw
+
+
+def interaction_loss(w: np.ndarray, sigma: np.ndarray,
+                     gamma: float = 1.0) -> tuple[float, np.ndarray]:
+    """The course's interaction-aware loss on attention weight vectors w (K, C):
+
+        L = -(1/K) sum_k w_hat_k^T Sigma w_hat_k / tr(Sigma)
+            + gamma * sum_{k != l} (w_hat_k . w_hat_l)^2
+
+    a (normalised) variance term, maximised by principal directions, plus the orthogonality
+    penalty that stands in for PCA's constraint W W^T = I. sigma: (C, C) covariance of the
+    features (treated as a constant). Returns the loss and dL/dw.
+    """
+    w = as_float_array(w, "w", ndim=2)
+    sigma = as_float_array(sigma, "sigma", ndim=2)
+    if sigma.shape != (w.shape[1], w.shape[1]):
+        raise ValueError(f"sigma must have shape {(w.shape[1], w.shape[1])}, got {sigma.shape}")
+    gamma = positive_float(gamma, "gamma", allow_zero=True)
+    k = len(w)
+    norms = np.linalg.norm(w, axis=1, keepdims=True)
+    u = w / norms
+    trace = np.trace(sigma)
+    variance = np.sum((u @ sigma) * u) / (k * trace)
+    du_var = -2 * (u @ sigma) / (k * trace)
+    dw_var = (du_var - u * np.sum(du_var * u, axis=1, keepdims=True)) / norms
+    penalty, dw_pen = orthogonality_penalty(w)
+    return float(-variance + gamma * penalty), dw_var + gamma * dw_pen
+
+
+def ia_attention_forward(x: np.ndarray, w: np.ndarray,
+                         b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Interaction-aware attention pooling: K maps over positions, each pooling the features.
+
+    x: (B, C, *S) local features at N = prod(S) positions; w: (K, C); b: (K,).
+    scores = w x + b (B, K, N); maps A = softmax over positions; pooled = A x^T (B, K, C).
+    The bias adds one constant per map, which a softmax over positions ignores: b is PCA's
+    mean-centring (b = -w mu), relevant to the variance term but not to the maps.
+    """
+    x = as_float_array(x, "x", ndim=(3, 4, 5))
+    w = as_float_array(w, "w", ndim=2)
+    b = as_float_array(b, "b", ndim=1)
+    if w.shape[1] != x.shape[1] or b.shape != (w.shape[0],):
+        raise ValueError(f"w must be (K, {x.shape[1]}) and b (K,), got {w.shape} and {b.shape}")
+    flat = x.reshape(x.shape[0], x.shape[1], -1)                     # (B, C, N)
+    scores = np.einsum("kc,bcn->bkn", w, flat) + b[None, :, None]
+    scores -= scores.max(axis=-1, keepdims=True)
+    maps = np.exp(scores)
+    maps /= maps.sum(axis=-1, keepdims=True)
+    return maps @ flat.transpose(0, 2, 1), maps
+
+
+def map_diversity(maps: np.ndarray) -> float:
+    """Mean |off-diagonal| of A_hat A_hat^T for L2-normalised maps A (B, K, N): 0 when the K maps
+    never overlap, 1 when they are all the same."""
+    maps = as_float_array(maps, "maps", ndim=3)
+    u = maps / np.linalg.norm(maps, axis=-1, keepdims=True)
+    gram = u @ u.transpose(0, 2, 1)
+    k = maps.shape[1]
+    if k < 2:
+        raise ValueError("maps must hold at least two maps per sample to compare")
+    return float(np.abs(gram[:, ~np.eye(k, dtype=bool)]).mean())
+
+
+def resample_to(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The pyramid's sampling function R: bilinear resampling of (B, C, H, W) to (B, C, *size)."""
+    from .saliency import upsample
+
+    return upsample(as_float_array(x, "x", ndim=4), size)

@@ -52,7 +52,8 @@ def evaluate(model: nn.Module, data: DigitScenes, batch_size: int = 500,
 def train_classifier(model: nn.Module, train: DigitScenes, test: DigitScenes, *, epochs: int,
                      batch_size: int = 128, lr: float = 3e-3, seed: int = 0,
                      device: torch.device | None = None) -> TrainResult:
-    """Adam with a one-cycle learning-rate schedule and cross-entropy; returns a TrainResult."""
+    """Adam with a one-cycle learning-rate schedule and cross-entropy (plus the model's
+    ``aux_loss`` when it sets one during training); returns a TrainResult."""
     epochs = positive_int(epochs, "epochs")
     batch_size = positive_int(batch_size, "batch_size")
     lr = positive_float(lr, "lr")
@@ -74,6 +75,9 @@ def train_classifier(model: nn.Module, train: DigitScenes, test: DigitScenes, *,
         for step in range(steps_per_epoch):
             idx = order[step * batch_size:(step + 1) * batch_size]
             loss = F.cross_entropy(model(x[idx]), y[idx])
+            aux = getattr(model, "aux_loss", None)      # e.g. the interaction-aware loss
+            if aux is not None:
+                loss = loss + aux
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
