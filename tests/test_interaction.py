@@ -120,3 +120,13 @@ def test_interaction_checkers(name, correct):
 
     with pytest.raises(AssertionError, match="Hint:"):
         checker(wrong)
+
+
+def test_attention_runs_over_space_and_time_for_video_features():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(2, 5, 4, 3, 3))                  # (B, C, T, H, W): 4 TSN frames
+    w, b = rng.normal(size=(3, 5)), rng.normal(size=3)
+    pooled, maps = R.ia_attention_forward(x, w, b)
+    assert pooled.shape == (2, 3, 5) and maps.shape == (2, 3, 36)
+    module = InteractionAwareAttention(5, 3).double().load_reference(w, b)
+    np.testing.assert_allclose(module(torch.from_numpy(x)).detach().numpy(), pooled, rtol=1e-12)
