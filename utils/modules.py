@@ -23,10 +23,13 @@ ORDERS = ("channel-spatial", "spatial-channel", "parallel")
 VARIANTS = ("paper", "official")
 
 
-def _check_input(x: torch.Tensor, channels: int | None, name: str) -> None:
-    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+def _check_input(x: torch.Tensor, channels: int | None, name: str, ndim: int | None = 4,
+                 expected: str = "(B, C, H, W)") -> None:
+    """x must be a tensor of rank ``ndim`` (None: any rank of at least 3) with ``channels``."""
+    rank_ok = isinstance(x, torch.Tensor) and (x.ndim == ndim if ndim else x.ndim >= 3)
+    if not rank_ok:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} expects x of shape (B, C, H, W), got {shape}")
+        raise ValueError(f"{name} expects x of shape {expected}, got {shape}")
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f"{name} was built for {channels} channels, got x with {x.shape[1]} "
                          f"(shape {tuple(x.shape)})")
@@ -218,13 +221,9 @@ class NonLocalBlock(_Attention):
         self.pool = pool if subsample else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.ndim != self.dim + 2:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"NonLocalBlock(dim={self.dim}) expects x of shape (B, C"
-                             f"{', *S' if self.dim > 1 else ', L'}) with {self.dim} spatial "
-                             f"axes, got {shape}")
-        _check_input(x.flatten(3) if self.dim == 3 else x.reshape(*x.shape[:2], -1, 1),
-                     self.channels, type(self).__name__)
+        _check_input(x, self.channels, f"NonLocalBlock(dim={self.dim})", ndim=self.dim + 2,
+                     expected=f"(B, C, {('L', 'H, W', 'T, H, W')[self.dim - 1]}) with "
+                              f"{self.dim} spatial axes")
         b = x.shape[0]
         keys = self.pool(x) if self.pool is not None else x
 
@@ -317,12 +316,7 @@ class InteractionAwareAttention(_Attention):
         self.score = nn.Linear(channels, maps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.ndim < 3:
-            raise ValueError(f"{type(self).__name__} expects x of shape (B, C, *S), got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x)}")
-        if x.shape[1] != self.channels:
-            raise ValueError(f"{type(self).__name__} was built for {self.channels} channels, "
-                             f"got x with {x.shape[1]} (shape {tuple(x.shape)})")
+        _check_input(x, self.channels, type(self).__name__, ndim=None, expected="(B, C, *S)")
         flat = x.flatten(2)                                          # (B, C, N)
         maps = torch.softmax(torch.einsum("kc,bcn->bkn", self.score.weight, flat)
                              + self.score.bias[None, :, None], dim=-1)
