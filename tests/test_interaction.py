@@ -47,6 +47,8 @@ def test_penalty_is_zero_for_orthogonal_rows_and_scale_free():
     assert R.orthogonality_penalty(3 * w)[0] == pytest.approx(R.orthogonality_penalty(w)[0])
     with pytest.raises(ValueError, match="all-zero row"):
         R.orthogonality_penalty(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="all-zero row"):
+        R.interaction_loss(np.zeros((2, 3)), np.eye(3))
 
 
 def test_minimising_the_loss_recovers_the_principal_subspace():

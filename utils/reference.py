@@ -405,23 +405,31 @@ def top_components(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return fix_signs(vectors[:, order].T), values[order]
 
 
+def _unit_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of w (K, C) scaled to unit length, and the norms (K, 1) they were divided by."""
+    norms = np.linalg.norm(w, axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise ValueError("w must not have an all-zero row (its direction is undefined)")
+    return w / norms, norms
+
+
+def _through_unit_rows(du: np.ndarray, u: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """Back-propagate a gradient with respect to the unit rows u = w / |w| to w."""
+    return (du - u * np.sum(du * u, axis=1, keepdims=True)) / norms
+
+
 def orthogonality_penalty(w: np.ndarray) -> tuple[float, np.ndarray]:
     """sum_{k != l} (w_k . w_l / (|w_k| |w_l|))^2 and its gradient with respect to w (K, C).
 
     With rows normalised to unit length, the diagonal of W W^T is 1, so this is
     ||W_hat W_hat^T - I||_F^2: zero exactly when the rows are orthogonal.
     """
-    w = as_float_array(w, "w", ndim=2)
-    norms = np.linalg.norm(w, axis=1, keepdims=True)
-    if np.any(norms == 0):
-        raise ValueError("w must not have an all-zero row (its direction is undefined)")
-    u = w / norms
+    u, norms = _unit_rows(as_float_array(w, "w", ndim=2))
     gram = u @ u.T
     off = gram - np.eye(len(w))
     value = float(np.sum(off**2))
     du = 4 * off @ u                                             # d/du of sum off^2 (symmetric)
-    dw = (du - u * np.sum(du * u, axis=1, keepdims=True)) / norms   # through the normalisation
-    return value, dw
+    return value, _through_unit_rows(du, u, norms)
 
 
 def interaction_loss(w: np.ndarray, sigma: np.ndarray,
@@ -441,12 +449,11 @@ def interaction_loss(w: np.ndarray, sigma: np.ndarray,
         raise ValueError(f"sigma must have shape {(w.shape[1], w.shape[1])}, got {sigma.shape}")
     gamma = positive_float(gamma, "gamma", allow_zero=True)
     k = len(w)
-    norms = np.linalg.norm(w, axis=1, keepdims=True)
-    u = w / norms
+    u, norms = _unit_rows(w)
     trace = np.trace(sigma)
     variance = np.sum((u @ sigma) * u) / (k * trace)
     du_var = -2 * (u @ sigma) / (k * trace)
-    dw_var = (du_var - u * np.sum(du_var * u, axis=1, keepdims=True)) / norms
+    dw_var = _through_unit_rows(du_var, u, norms)
     penalty, dw_pen = orthogonality_penalty(w)
     return float(-variance + gamma * penalty), dw_var + gamma * dw_pen
 
