@@ -490,10 +490,3 @@ def map_diversity(maps: np.ndarray) -> float:
     if k < 2:
         raise ValueError("maps must hold at least two maps per sample to compare")
     return float(np.abs(gram[:, ~np.eye(k, dtype=bool)]).mean())
-
-
-def resample_to(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The pyramid's sampling function R: bilinear resampling of (B, C, H, W) to (B, C, *size)."""
-    from .saliency import upsample
-
-    return upsample(as_float_array(x, "x", ndim=4), size)
