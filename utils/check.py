@@ -373,3 +373,37 @@ def ia_attention(fn: Callable) -> Callable:
         hint="flat = x.reshape(B, C, -1); scores = einsum('kc,bcn->bkn', w, flat) + "
              "b[None, :, None]; softmax over the last axis (positions); return "
              "maps @ flat.transpose(0, 2, 1).")
+
+
+def affinity_mask(fn: Callable) -> Callable:
+    """Notebook 06: ``fn(frames, height, width, affinity) -> (N, N) bool``."""
+    cases = [Case((t, h, w, a)) for a in reference.AFFINITIES
+             for t, h, w in [(2, 2, 3), (3, 1, 2), (1, 2, 2)]]
+    return check_exercise(
+        fn, reference.affinity_mask, cases, title="affinity_mask",
+        hint="number the positions n = 0..T*H*W-1; frame t = n // (H*W), place p = n % (H*W) "
+             "(np.divmod); 'space' compares t[:, None] == t[None, :], 'time' compares p, and "
+             "'spacetime' allows every pair (np.ones(..., dtype=bool)).")
+
+
+def attention_similarity(fn: Callable) -> Callable:
+    """Notebook 06: mean cosine similarity between the rows of an attention matrix."""
+    rng = np.random.default_rng(16)
+    same = np.tile(rng.random(6), (4, 1))
+    cases = [Case((rng.random((5, 7)),)), Case((same,)), Case((np.eye(4) + 0.1,)),
+             Case((rng.random((2, 3)),))]
+    return check_exercise(
+        fn, reference.attention_similarity, cases, title="attention_similarity",
+        hint="divide each row by its length, gram = u @ u.T, then average the off-diagonal "
+             "entries: (gram.sum() - np.trace(gram)) / (n * (n - 1)); return a float.")
+
+
+def top_attended(fn: Callable) -> Callable:
+    """Notebook 06: the k most attended (t, h, w) positions of one query's map."""
+    rng = np.random.default_rng(17)
+    cases = [Case((rng.random(24), (2, 3, 4), 3)), Case((rng.random(6), (3, 1, 2), 6)),
+             Case((np.r_[0.1, 0.5, 0.5, 0.2], (1, 2, 2), 2))]
+    return check_exercise(
+        fn, reference.top_attended, cases, title="top_attended",
+        hint="order = np.argsort(-weights, kind='stable')[:k]; then np.unravel_index(order, "
+             "shape) gives three index arrays; stack them as columns (axis=1).")

@@ -10,6 +10,7 @@ digits) and *what* it is. Train and test use disjoint source digits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -130,3 +131,114 @@ def segment_indices(num_frames: int, segments: int,
     starts = np.ceil(edges[:-1]).astype(int)
     stops = np.maximum(np.ceil(edges[1:]).astype(int), starts + 1)
     return np.array([int(rng.integers(lo, hi)) for lo, hi in zip(starts, stops, strict=True)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Moving digits: short clips for the video notebook (06)
+
+CLIP_CLASSES = ("moves right", "moves left", "together", "in turn", "returns", "jumps")
+"""The six classes of ``moving_digits``. 0-1 need the order of frames (local motion); 2-3 need
+to relate two far-apart corners within a frame; 4-5 need to relate the same corner across a
+long gap in time."""
+LONG_RANGE = (2, 3, 4, 5)
+SPRITE = 8                                  # the digits keep scikit-learn's 8x8 size
+CACHE_VERSION = 1
+
+
+@dataclass
+class VideoClips:
+    """clips (N, 1, T, S, S) float32 in [0, 1]; labels (N,) int64 (indices into
+    ``CLIP_CLASSES``); positions (N, 2, T, 2) int: (top, left) of digit 0 and digit 1 in
+    every frame, -1 where that digit is not shown. Digits are ``SPRITE`` pixels square."""
+
+    clips: np.ndarray
+    labels: np.ndarray
+    positions: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: np.ndarray) -> VideoClips:
+        """The clips at ``index`` (an index array or boolean mask)."""
+        return VideoClips(self.clips[index], self.labels[index], self.positions[index])
+
+
+def _far_corners(rng: np.random.Generator, span: int) -> np.ndarray:
+    """Two distinct corners of the frame, (2, 2) as (top, left); ``span`` is the largest top
+    or left a sprite can have."""
+    corners = np.array([(0, 0), (0, span), (span, 0), (span, span)])
+    return corners[rng.choice(4, size=2, replace=False)]
+
+
+def _draw_clip(label: int, sprites: np.ndarray, rng: np.random.Generator, frames: int,
+               size: int) -> tuple[np.ndarray, np.ndarray]:
+    """One clip (T, S, S) of class ``label`` and its digit positions (2, T, 2)."""
+    clip = np.zeros((frames, size, size), dtype=np.float32)
+    pos = np.full((2, frames, 2), -1, dtype=np.int64)
+    span = size - SPRITE
+    drawn = rng.choice(len(sprites), size=2, replace=False)
+    if label in (0, 1):                                   # one digit crossing the frame
+        lefts = np.rint(np.linspace(0, span, frames)).astype(int)
+        pos[0, :, 0], pos[0, :, 1] = rng.integers(0, span + 1), lefts if label == 0 else lefts[::-1]
+    elif label in (2, 3):                                 # two digits, each for half the clip
+        where = _far_corners(rng, span)
+        halves = np.array_split(np.arange(frames), 2)
+        first = int(rng.integers(2))
+        second = first if label == 2 else 1 - first       # the same half, or the other one
+        pos[0, halves[first]], pos[1, halves[second]] = where[0], where[1]
+    else:                                                 # one digit, shown early and late
+        where = _far_corners(rng, span)
+        if label == 4:
+            where[1] = where[0]                           # back at the same place
+        quarter = max(frames // 4, 1)
+        pos[0, :quarter], pos[1, frames - quarter:] = where[0], where[1]
+        drawn[1] = drawn[0]
+    for d in range(2):
+        for t in np.flatnonzero(pos[d, :, 0] >= 0):
+            y, x = pos[d, t]
+            np.maximum(clip[t, y:y + SPRITE, x:x + SPRITE], sprites[drawn[d]],
+                       out=clip[t, y:y + SPRITE, x:x + SPRITE])
+    return clip, pos
+
+
+def _cache_dir() -> Path:
+    return Path(__file__).resolve().parents[1] / "data" / "cache"
+
+
+def moving_digits(n: int, *, split: str = "train", seed: int = 0, frames: int = 16,
+                  size: int = 32, cache: bool = True) -> VideoClips:
+    """``n`` clips of ``frames`` frames of ``size`` x ``size`` pixels, classes balanced.
+
+    Classes (``CLIP_CLASSES``): 0/1 a digit crosses the frame left to right / right to left;
+    2/3 two digits in two corners, each shown for one half of the clip: the same half
+    ("together") or different halves ("in turn"); 4/5 a digit in a corner for the first
+    quarter of the clip, gone for the middle half, and back for the last quarter at the same
+    place ("returns") or in another corner ("jumps"). Which digits are drawn plays no part in
+    the class. Deterministic for given arguments; with ``cache`` the clips are stored in
+    ``data/cache/`` (ignored by git) and loaded from there next time.
+    """
+    n = positive_int(n, "n")
+    frames = positive_int(frames, "frames", minimum=4)
+    size = positive_int(size, "size", minimum=2 * SPRITE)
+    path = _cache_dir() / f"moving_digits_v{CACHE_VERSION}_{split}_{n}_{seed}_{frames}_{size}.npz"
+    if cache and path.exists():
+        with np.load(path) as stored:
+            return VideoClips(stored["clips"].astype(np.float32) / 255, stored["labels"],
+                              stored["positions"])
+    sources, _ = _source_digits(split)
+    rng = np.random.default_rng([seed, SPLITS.index(split), 6])
+    labels = rng.permutation(np.arange(n) % len(CLIP_CLASSES)).astype(np.int64)
+    clips = np.empty((n, 1, frames, size, size), dtype=np.float32)
+    positions = np.empty((n, 2, frames, 2), dtype=np.int64)
+    for i, label in enumerate(labels):
+        clips[i, 0], positions[i] = _draw_clip(int(label), sources, rng, frames, size)
+    clips = np.rint(clips * 255) / 255                   # what the uint8 cache stores
+    clips = clips.astype(np.float32)
+    if cache:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(path, clips=np.rint(clips * 255).astype(np.uint8),
+                                labels=labels, positions=positions)
+        except OSError:                                  # a read-only checkout still works
+            pass
+    return VideoClips(clips, labels, positions)

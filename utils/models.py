@@ -157,9 +157,13 @@ class PyramidAttentionNet(nn.Module):
         return torch.cat(levels, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.fused(x))
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Attention pooling, the interaction-aware loss (training) and the classifier, on
+        fused features (B, C, *S): the positions may span space or space and time."""
         from .modules import feature_covariance, interaction_loss
 
-        features = self.fused(x)
         pooled = self.attention(features)                            # (B, K, C)
         self.aux_loss = None
         if self.training and self.ia_weight > 0:
@@ -167,3 +171,194 @@ class PyramidAttentionNet(nn.Module):
             self.aux_loss = self.ia_weight * interaction_loss(self.attention.score.weight, sigma,
                                                               self.gamma)
         return self.fc(pooled.flatten(1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Video networks (notebook 06): clips (B, 1, T, S, S) -> logits
+
+VIDEO_ARCHS = ("c2d", "i3d")
+VIDEO_ATTENTION = ("none", "se", "cbam", "nl")
+NL_AFFINITIES = ("spacetime", "space", "time")
+
+
+def conv_bn3d(cin: int, cout: int, kernel: tuple[int, int, int],
+              stride: tuple[int, int, int] = (1, 1, 1)) -> nn.Sequential:
+    """Bias-free 3-D convolution ('same' padding), He initialisation, batch norm, ReLU."""
+    conv = nn.Conv3d(cin, cout, kernel, stride, padding=tuple(k // 2 for k in kernel), bias=False)
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    return nn.Sequential(conv, nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
+
+
+class FrameWise(nn.Module):
+    """Apply a 2-D module to every frame of (B, C, T, H, W): T is folded into the batch."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 5:
+            raise ValueError(f"FrameWise expects x of shape (B, C, T, H, W), got {tuple(x.shape)}")
+        b, c, t, h, w = x.shape
+        y = self.module(x.transpose(1, 2).reshape(b * t, c, h, w))
+        return y.reshape(b, t, c, h, w).transpose(1, 2)
+
+
+class VideoNonLocal(nn.Module):
+    """A non-local block on (B, C, T, H, W) whose affinities span space and time
+    ('spacetime': N = T*H*W positions), one frame ('space': N = H*W, frames folded into the
+    batch) or one position across frames ('time': N = T). Keyword arguments go to
+    ``NonLocalBlock``."""
+
+    def __init__(self, channels: int, affinity: str = "spacetime", **kwargs):
+        super().__init__()
+        from .modules import NonLocalBlock
+
+        if affinity not in NL_AFFINITIES:
+            raise ValueError(f"affinity must be one of {NL_AFFINITIES}, got {affinity!r}")
+        self.affinity = affinity
+        self.block = NonLocalBlock(channels, dim={"spacetime": 3, "space": 2, "time": 1}[affinity],
+                                   **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 5:
+            raise ValueError(f"VideoNonLocal expects x of shape (B, C, T, H, W), "
+                             f"got {tuple(x.shape)}")
+        b, c, t, h, w = x.shape
+        if self.affinity == "spacetime":
+            return self.block(x)
+        if self.affinity == "space":
+            return FrameWise(self.block)(x)
+        y = self.block(x.permute(0, 3, 4, 1, 2).reshape(b * h * w, c, t))
+        return y.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2)
+
+
+class VideoNet(nn.Module):
+    """A small video network: stem, two stages at 1/4 resolution, a 1x1 stage, global average
+    pooling over (T, H, W), a linear classifier.
+
+    arch='c2d': 2-D kernels (1x3x3) in every layer, so frames meet only in the final pooling;
+    'i3d': the stem and stage 1 have kernels inflated to 3x3x3 (temporal receptive field 5
+    frames). Time is max-pooled by 2 after the stem. attention ('none', 'se', 'cbam', 'nl') is
+    inserted after stage 2, and with ``blocks=2`` after stage 1 too. SE and CBAM act on each
+    frame; a non-local block's affinities span ``affinity`` ('spacetime', 'space', 'time'), or
+    with two blocks a pair such as ('space', 'time'), one per block. Extra keyword arguments go
+    to the non-local blocks. x: (B, 1, T, S, S) -> (B, classes).
+    """
+
+    def __init__(self, arch: str = "i3d", attention: str = "none",
+                 affinity: str | tuple[str, str] = "spacetime", blocks: int = 1,
+                 num_classes: int = 6, widths: Sequence[int] = (16, 32, 64), **nl_kwargs):
+        super().__init__()
+        from .modules import CBAM, SqueezeExcitation
+
+        if arch not in VIDEO_ARCHS:
+            raise ValueError(f"arch must be one of {VIDEO_ARCHS}, got {arch!r}")
+        if attention not in VIDEO_ATTENTION:
+            raise ValueError(f"attention must be one of {VIDEO_ATTENTION}, got {attention!r}")
+        if blocks not in (1, 2):
+            raise ValueError(f"blocks must be 1 or 2, got {blocks!r}")
+        if len(widths) != 3:
+            raise ValueError(f"widths must have three entries, got {list(widths)}")
+        w0, w1, w2 = (positive_int(w, "widths") for w in widths)
+        kt = 3 if arch == "i3d" else 1
+        self.arch, self.kind = arch, attention
+
+        affinities = (affinity, affinity) if isinstance(affinity, str) else tuple(affinity)
+        if len(affinities) != blocks and not isinstance(affinity, str):
+            raise ValueError(f"affinity must be one name or one per block ({blocks}), "
+                             f"got {affinity!r}")
+
+        def attend(channels: int, affinity: str) -> nn.Module:
+            if attention == "se":
+                return FrameWise(SqueezeExcitation(channels, reduction=4))
+            if attention == "cbam":
+                return FrameWise(CBAM(channels, reduction=4))
+            if attention == "nl":
+                return VideoNonLocal(channels, affinity, **nl_kwargs)
+            return nn.Identity()
+
+        self.stem = nn.Sequential(conv_bn3d(1, w0, (kt, 3, 3), (1, 2, 2)),
+                                  nn.MaxPool3d((2, 1, 1)))
+        self.stage1 = conv_bn3d(w0, w1, (kt, 3, 3), (1, 2, 2))
+        self.attend1 = attend(w1, affinities[0]) if blocks == 2 else nn.Identity()
+        self.stage2 = conv_bn3d(w1, w1, (1, 3, 3))
+        self.attend2 = attend(w1, affinities[-1])
+        self.stage3 = conv_bn3d(w1, w2, (1, 1, 1))
+        self.fc = nn.Linear(w2, positive_int(num_classes, "num_classes"))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature map (B, widths[2], T/2, S/4, S/4)."""
+        if x.ndim != 5:
+            raise ValueError(f"x must be clips of shape (B, C, T, H, W), got {tuple(x.shape)}")
+        h = self.attend1(self.stage1(self.stem(x)))
+        return self.stage3(self.attend2(self.stage2(h)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x).mean((2, 3, 4)))
+
+
+class SegmentPyramidNet(nn.Module):
+    """TSN-style segment sampling with the interaction-aware pyramid attention of notebook 05.
+
+    The clip is cut into ``segments`` equal parts and one frame is taken from each (at random
+    within its segment in training, the centre at test time); every frame goes through the 2-D
+    pyramid network of ``PyramidAttentionNet``; the interaction-aware maps pool the fused
+    features over all frames and positions. x: (B, 1, T, S, S) -> (B, classes).
+    """
+
+    def __init__(self, segments: int = 4, num_classes: int = 6, maps: int = 4, grid: int = 8,
+                 widths: Sequence[int] = (16, 32, 64), ia_weight: float = 0.0):
+        super().__init__()
+        self.segments = positive_int(segments, "segments")
+        self.net = PyramidAttentionNet(num_classes, 1, maps, grid, widths, ia_weight)
+        self.generator = torch.Generator().manual_seed(0)
+
+    @property
+    def aux_loss(self) -> torch.Tensor | None:
+        return self.net.aux_loss
+
+    def frame_indices(self, frames: int) -> torch.Tensor:
+        """The sampled frame of each segment: random within it (training) or its centre."""
+        from .datasets import segment_indices
+
+        if self.segments > frames:
+            raise ValueError(f"segments ({self.segments}) must not exceed the clip's frames "
+                             f"({frames})")
+        if not self.training:
+            return torch.as_tensor(segment_indices(frames, self.segments))
+        edges = torch.linspace(0, frames, self.segments + 1)
+        starts = torch.ceil(edges[:-1]).long()
+        stops = torch.maximum(torch.ceil(edges[1:]).long(), starts + 1)
+        return starts + (torch.rand(self.segments, generator=self.generator)
+                         * (stops - starts)).long()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 5:
+            raise ValueError(f"x must be clips of shape (B, C, T, H, W), got {tuple(x.shape)}")
+        b, c, t, s, _ = x.shape
+        idx = self.frame_indices(t).to(x.device)
+        frames = x.index_select(2, idx).transpose(1, 2).reshape(b * self.segments, c, s, s)
+        fused = self.net.fused(frames)                               # (B*K, C', g, g)
+        fused = fused.reshape(b, self.segments, *fused.shape[1:]).transpose(1, 2)
+        return self.net.head(fused)                                  # positions: (K, g, g)
+
+
+def video_models() -> dict[str, Callable[[], nn.Module]]:
+    """The models of notebook 06 by name, each a builder taking no arguments. The non-local
+    blocks use the fused attention kernel (``backend='sdpa'``)."""
+    from functools import partial
+
+    nl = partial(VideoNet, "i3d", "nl", backend="sdpa")
+    return {
+        "c2d": partial(VideoNet, "c2d"),
+        "i3d": partial(VideoNet, "i3d"),
+        "i3d+se": partial(VideoNet, "i3d", "se"),
+        "i3d+cbam": partial(VideoNet, "i3d", "cbam"),
+        "i3d+nl": nl,
+        "i3d+2nl": partial(nl, blocks=2),
+        "i3d+nl space": partial(nl, affinity="space"),
+        "i3d+nl time": partial(nl, affinity="time"),
+        "i3d+nl space,time": partial(nl, affinity=("space", "time"), blocks=2),
+        "tsn+pyramid": partial(SegmentPyramidNet, ia_weight=1.0),
+    }

@@ -41,8 +41,11 @@ def show_image(ax: plt.Axes, image: np.ndarray, title: str, *, colorbar: bool = 
     coarser map covers, so that its axes read in that image's pixels. background: an (H, W)
     grey image to draw underneath, with the map half transparent on top (an overlay).
     """
+    image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise ValueError(f"image must be (H, W) or (H, W, 3), got shape {image.shape}")
+    if image.dtype == bool:                              # masks: False 0, True 1
+        image = image.astype(float)
     if background is not None:
         if background.ndim != 2:
             raise ValueError(f"background must be a grey (H, W) image, got {background.shape}")

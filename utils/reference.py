@@ -490,3 +490,56 @@ def map_diversity(maps: np.ndarray) -> float:
     if k < 2:
         raise ValueError("maps must hold at least two maps per sample to compare")
     return float(np.abs(gram[:, ~np.eye(k, dtype=bool)]).mean())
+
+
+# ---------------------------------------------------------------------------------------------
+# Attention across space and time (notebook 06)
+
+AFFINITIES = ("spacetime", "space", "time")
+
+
+def affinity_mask(frames: int, height: int, width: int, affinity: str) -> np.ndarray:
+    """Which positions may attend to which, (N, N) bool with N = T*H*W in (t, h, w) order.
+
+    'spacetime': all pairs; 'space': pairs in the same frame; 'time': pairs at the same
+    (h, w) in any frame.
+    """
+    for name, value in (("frames", frames), ("height", height), ("width", width)):
+        positive_int(value, name)
+    if affinity not in AFFINITIES:
+        raise ValueError(f"affinity must be one of {AFFINITIES}, got {affinity!r}")
+    t, p = np.divmod(np.arange(frames * height * width), height * width)
+    if affinity == "space":
+        return t[:, None] == t[None, :]
+    if affinity == "time":
+        return p[:, None] == p[None, :]
+    return np.ones((t.size, t.size), dtype=bool)
+
+
+def attention_similarity(weights: np.ndarray) -> float:
+    """How alike the attention maps of different queries are: the mean cosine similarity
+    between the rows of ``weights`` (Nq, Nk), over all pairs of distinct rows. 1 when every
+    query attends the same way (query-independent attention)."""
+    weights = as_float_array(weights, "weights", ndim=2)
+    if weights.shape[0] < 2:
+        raise ValueError(f"weights must hold at least two queries (rows), got {weights.shape}")
+    norms = np.linalg.norm(weights, axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise ValueError("weights has an all-zero row; a cosine similarity needs non-zero maps")
+    u = weights / norms
+    gram = u @ u.T
+    n = len(u)
+    return float((gram.sum() - np.trace(gram)) / (n * (n - 1)))
+
+
+def top_attended(weights: np.ndarray, shape: tuple[int, int, int], k: int) -> np.ndarray:
+    """The ``k`` most attended positions of one query's map ``weights`` (T*H*W,) as (k, 3)
+    integer (t, h, w) coordinates, largest weight first (ties: lower index first)."""
+    weights = as_float_array(weights, "weights", ndim=1)
+    if len(shape) != 3 or int(np.prod(shape)) != weights.size:
+        raise ValueError(f"shape must be (T, H, W) with T*H*W = {weights.size}, got {shape}")
+    k = positive_int(k, "k")
+    if k > weights.size:
+        raise ValueError(f"k ({k}) must not exceed the number of positions ({weights.size})")
+    order = np.argsort(-weights, kind="stable")[:k]
+    return np.stack(np.unravel_index(order, shape), axis=1)

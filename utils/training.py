@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,9 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .datasets import DigitScenes
+from .datasets import DigitScenes, VideoClips
 from .runtime import get_device, seed_everything
 from .validate import positive_float, positive_int
+
+Dataset = DigitScenes | VideoClips
 
 
 @dataclass
@@ -27,33 +30,87 @@ class TrainResult:
     model: nn.Module = field(repr=False)
 
 
-def _tensors(data: DigitScenes, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    if not isinstance(data, DigitScenes):
-        raise ValueError(f"data must be a DigitScenes, got {type(data).__name__}")
-    return (torch.as_tensor(data.images, device=device),
-            torch.as_tensor(data.labels, device=device))
+def _tensors(data: Dataset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(data, DigitScenes):
+        inputs = data.images
+    elif isinstance(data, VideoClips):
+        inputs = data.clips
+    else:
+        raise ValueError(f"data must be DigitScenes or VideoClips, got {type(data).__name__}")
+    return torch.as_tensor(inputs, device=device), torch.as_tensor(data.labels, device=device)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: DigitScenes, batch_size: int = 500,
+def evaluate(model: nn.Module, data: Dataset, batch_size: int = 250,
              device: torch.device | None = None) -> tuple[float, np.ndarray, np.ndarray]:
-    """Accuracy, per-class accuracy (10,) and predictions (N,) of ``model`` on ``data``."""
+    """Accuracy, per-class accuracy (classes,) and predictions (N,) of ``model`` on ``data``;
+    the number of classes is the width of the model's output."""
     device = device or next(model.parameters()).device
     x, y = _tensors(data, device)
     model.eval()
-    preds = torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+    logits = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    preds = logits.argmax(1)
     correct = (preds == y).cpu().numpy()
     labels = data.labels
     per_class = np.array([correct[labels == k].mean() if np.any(labels == k) else np.nan
-                          for k in range(10)])
+                          for k in range(logits.shape[1])])
     return float(correct.mean()), per_class, preds.cpu().numpy()
 
 
-def train_classifier(model: nn.Module, train: DigitScenes, test: DigitScenes, *, epochs: int,
+PROGRESS = ("auto", "bar", "text", "off")
+
+
+class Progress:
+    """Progress over ``total`` steps: a tqdm bar (``'bar'``; a widget in Jupyter), a line of
+    text per step (``'text'``), nothing (``'off'``), or ``'auto'``: a bar when standard output
+    is a terminal, text otherwise (notebooks, logs, CI). Writes to standard output only."""
+
+    def __init__(self, total: int, desc: str, mode: str = "auto"):
+        if mode not in PROGRESS:
+            raise ValueError(f"progress must be one of {PROGRESS}, got {mode!r}")
+        if mode == "auto":
+            mode = "bar" if sys.stdout.isatty() else "text"
+        self.total, self.desc, self.mode, self.done = total, desc, mode, 0
+        self.bar = None
+        if mode == "bar":
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, file=sys.stdout, leave=True)
+
+    def step(self, message: str) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(message, refresh=False)
+            self.bar.update(1)
+        elif self.mode == "text":
+            print(f"{self.desc} [{self.done}/{self.total}] {message}", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) of the running torch.distributed job, or (0, 1) without one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def train_classifier(model: nn.Module, train: Dataset, test: Dataset, *, epochs: int,
                      batch_size: int = 128, lr: float = 3e-3, seed: int = 0,
-                     device: torch.device | None = None) -> TrainResult:
+                     device: torch.device | None = None, progress: str = "off") -> TrainResult:
     """Adam with a one-cycle learning-rate schedule and cross-entropy (plus the model's
-    ``aux_loss`` when it sets one during training); returns a TrainResult."""
+    ``aux_loss`` when it sets one during training); returns a TrainResult.
+
+    Inside a ``torch.distributed`` job (``torchrun``) the model is wrapped in
+    DistributedDataParallel and each of the W processes takes every W-th example of each
+    batch; the averaged gradients then equal those of the whole batch (batch-norm statistics
+    stay per process). ``progress`` ('auto', 'bar', 'text', 'off') reports each epoch, on the
+    first process only.
+    """
     epochs = positive_int(epochs, "epochs")
     batch_size = positive_int(batch_size, "batch_size")
     lr = positive_float(lr, "lr")
@@ -62,19 +119,29 @@ def train_classifier(model: nn.Module, train: DigitScenes, test: DigitScenes, *,
     x, y = _tensors(train, device)
     if len(x) < batch_size:
         raise ValueError(f"batch_size ({batch_size}) must not exceed the training set ({len(x)})")
+    rank, world = _distributed()
+    if batch_size % world:
+        raise ValueError(f"batch_size ({batch_size}) must be divisible by the number of "
+                         f"processes ({world})")
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = len(x) // batch_size
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr,
                                                    total_steps=epochs * steps_per_epoch)
+    bar = Progress(epochs, "epoch", progress if rank == 0 else "off")
     losses, start = [], time.perf_counter()
     for _ in range(epochs):
-        model.train()
+        net.train()
         order = torch.randperm(len(x), generator=generator).to(device)
         total = 0.0
         for step in range(steps_per_epoch):
-            idx = order[step * batch_size:(step + 1) * batch_size]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+            idx = order[step * batch_size:(step + 1) * batch_size][rank::world]
+            loss = F.cross_entropy(net(x[idx]), y[idx])
             aux = getattr(model, "aux_loss", None)      # e.g. the interaction-aware loss
             if aux is not None:
                 loss = loss + aux
@@ -84,22 +151,30 @@ def train_classifier(model: nn.Module, train: DigitScenes, test: DigitScenes, *,
             schedule.step()
             total += loss.item()
         losses.append(total / steps_per_epoch)
+        bar.step(f"loss {losses[-1]:.3f}, {time.perf_counter() - start:.0f} s")
+    bar.close()
+    seconds = time.perf_counter() - start
     accuracy, per_class, _ = evaluate(model, test, device=device)
-    return TrainResult(accuracy, per_class, losses, time.perf_counter() - start, model)
+    return TrainResult(accuracy, per_class, losses, seconds, model)
 
 
-def compare_models(builders: dict[str, Callable[[], nn.Module]], train: DigitScenes,
-                   test: DigitScenes, *, seeds: Sequence[int], epochs: int,
+def compare_models(builders: dict[str, Callable[[], nn.Module]], train: Dataset,
+                   test: Dataset, *, seeds: Sequence[int], epochs: int, progress: str = "off",
                    **kwargs) -> dict[str, list[TrainResult]]:
-    """Train every model once per seed (the seed fixes initialisation and batch order)."""
+    """Train every model once per seed (the seed fixes initialisation and batch order).
+
+    progress ('auto', 'bar', 'text', 'off') reports each finished run."""
     if not builders or not seeds:
         raise ValueError("builders and seeds must not be empty")
     results: dict[str, list[TrainResult]] = {}
+    bar = Progress(len(builders) * len(seeds), "runs", progress)
     for name, build in builders.items():
         for seed in seeds:
             seed_everything(seed)
-            results.setdefault(name, []).append(
-                train_classifier(build(), train, test, epochs=epochs, seed=seed, **kwargs))
+            run = train_classifier(build(), train, test, epochs=epochs, seed=seed, **kwargs)
+            results.setdefault(name, []).append(run)
+            bar.step(f"{name}, seed {seed}: {run.accuracy:.1%} in {run.seconds:.0f} s")
+    bar.close()
     return results
 
 
@@ -126,22 +201,48 @@ def versus_baseline(results: dict[str, list[TrainResult]],
     return out
 
 
-def results_table(results: dict[str, list[TrainResult]], baseline: str | None = None) -> str:
+def results_table(results: dict[str, list[TrainResult]], baseline: str | None = None, *,
+                  classes: Sequence[int] | None = None, macs: dict[str, int] | None = None) -> str:
     """A Markdown table: test accuracy mean ± std over seeds, the difference to ``baseline``
-    ± twice its standard error with a verdict, parameters, and seconds per run."""
-    lines = ["| model | test accuracy (%) | vs baseline (points, ± 2 SE) | parameters | s / run |",
-             "|---|---|---|---|---|"]
+    ± twice its standard error with a verdict, parameters, and seconds per run; with
+    ``classes`` also the mean accuracy on those classes, with ``macs`` the multiply-adds of one
+    input per model."""
+    head = ["model", "test accuracy (%)", "vs baseline (points, ± 2 SE)"]
+    if classes is not None:
+        head.append(f"classes {', '.join(map(str, classes))} (%)")
+    head.append("parameters")
+    if macs is not None:
+        head.append("MMACs / input")
+    head.append("s / run")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     versus = versus_baseline(results, baseline) if baseline is not None else {}
     for name, runs in results.items():
         acc = np.array([r.accuracy for r in runs]) * 100
-        params = sum(p.numel() for p in runs[0].model.parameters())
         std = acc.std(ddof=1) if len(acc) > 1 else 0.0
-        diff = ""
+        row = [name, f"{acc.mean():.1f} ± {std:.1f}", ""]
         if name in versus:
             d, se, verdict = versus[name]
-            diff = f"{d * 100:+.1f} ± {2 * se * 100:.1f}: {verdict}"
-        lines.append(f"| {name} | {acc.mean():.1f} ± {std:.1f} | {diff} | {params:,} | "
-                     f"{np.mean([r.seconds for r in runs]):.1f} |")
+            row[2] = f"{d * 100:+.1f} ± {2 * se * 100:.1f}: {verdict}"
+        if classes is not None:
+            sub = np.array([np.nanmean(r.per_class[list(classes)]) for r in runs]) * 100
+            row.append(f"{sub.mean():.1f} ± {sub.std(ddof=1) if len(sub) > 1 else 0.0:.1f}")
+        row.append(f"{sum(p.numel() for p in runs[0].model.parameters()):,}")
+        if macs is not None:
+            row.append(f"{macs[name] / 1e6:.1f}")
+        row.append(f"{np.mean([r.seconds for r in runs]):.1f}")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def per_class_table(results: dict[str, list[TrainResult]], class_names: Sequence[str]) -> str:
+    """A Markdown table of each model's accuracy per class (%), averaged over seeds."""
+    lines = ["| model | " + " | ".join(class_names) + " |",
+             "|---|" + "---:|" * len(class_names)]
+    for name, runs in results.items():
+        per = np.nanmean([r.per_class for r in runs], axis=0) * 100
+        if len(per) != len(class_names):
+            raise ValueError(f"{name}: {len(per)} classes but {len(class_names)} class names")
+        lines.append(f"| {name} | " + " | ".join(f"{v:.0f}" for v in per) + " |")
     return "\n".join(lines)
 
 

@@ -1,0 +1,209 @@
+"""The moving-digits clips, the video networks and the training command line."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from utils.datasets import CLIP_CLASSES, SPRITE, VideoClips, moving_digits
+from utils.models import FrameWise, SegmentPyramidNet, VideoNet, VideoNonLocal, video_models
+from utils.modules import NonLocalBlock
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def clips() -> VideoClips:
+    return moving_digits(60, frames=8, size=24, cache=False)
+
+
+def test_clips_shapes_balance_and_range(clips):
+    assert clips.clips.shape == (60, 1, 8, 24, 24) and clips.clips.dtype == np.float32
+    assert np.bincount(clips.labels).tolist() == [10] * len(CLIP_CLASSES)
+    assert clips.clips.min() >= 0 and clips.clips.max() <= 1
+    assert clips.positions.shape == (60, 2, 8, 2)
+
+
+def test_clips_are_deterministic_and_seeded():
+    a = moving_digits(12, frames=8, size=24, seed=3, cache=False)
+    b = moving_digits(12, frames=8, size=24, seed=3, cache=False)
+    c = moving_digits(12, frames=8, size=24, seed=4, cache=False)
+    assert np.array_equal(a.clips, b.clips) and np.array_equal(a.labels, b.labels)
+    assert not np.array_equal(a.clips, c.clips)
+
+
+def test_cache_round_trip(tmp_path, monkeypatch):
+    import utils.datasets as datasets
+
+    monkeypatch.setattr(datasets, "_cache_dir", lambda: tmp_path)
+    made = moving_digits(12, frames=8, size=24, seed=5)
+    assert len(list(tmp_path.glob("moving_digits_*.npz"))) == 1
+    loaded = moving_digits(12, frames=8, size=24, seed=5)
+    assert np.array_equal(made.clips, loaded.clips)
+    assert np.array_equal(made.positions, loaded.positions)
+
+
+def _ink(clips: VideoClips, i: int, d: int, t: int) -> np.ndarray:
+    y, x = clips.positions[i, d, t]
+    return clips.clips[i, 0, t, y:y + SPRITE, x:x + SPRITE]
+
+
+def test_each_class_shows_what_it_says(clips):
+    frames = clips.clips.shape[2]
+    for i, label in enumerate(clips.labels):
+        shown = clips.positions[i, :, :, 0] >= 0                          # (2, T)
+        ink_per_frame = clips.clips[i, 0].sum(axis=(1, 2))
+        if label in (0, 1):
+            lefts = clips.positions[i, 0, :, 1]
+            assert shown[0].all() and not shown[1].any()
+            assert np.all(np.diff(lefts) > 0) if label == 0 else np.all(np.diff(lefts) < 0)
+        elif label in (2, 3):
+            assert shown.all()
+            same = np.array_equal(_ink(clips, i, 0, 0), _ink(clips, i, 1, 0))
+            assert same == (label == 2)
+        else:
+            q = frames // 4
+            assert shown[0, :q].all() and not shown[0, q:].any()
+            assert shown[1, -q:].all() and not shown[1, :-q].any()
+            assert np.all(ink_per_frame[q:-q] == 0)                     # an empty middle
+            same = np.array_equal(_ink(clips, i, 0, 0), _ink(clips, i, 1, frames - 1))
+            assert same == (label == 4)
+        if label >= 2:                                                 # far apart
+            a = clips.positions[i, 0][shown[0]][0]
+            b = clips.positions[i, 1][shown[1]][0]
+            assert np.abs(a - b).max() >= 24 - SPRITE - 2 * (24 // 16)
+
+
+def test_train_and_test_use_different_source_digits():
+    a = moving_digits(30, split="train", frames=4, size=16, cache=False)
+    b = moving_digits(30, split="test", frames=4, size=16, cache=False)
+    sprites_a = {_ink(a, i, 0, 0).tobytes() for i in range(30)}
+    sprites_b = {_ink(b, i, 0, 0).tobytes() for i in range(30)}
+    assert not sprites_a & sprites_b
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n=0), "n"), (dict(n=6, frames=2), "frames"), (dict(n=6, size=8), "size"),
+    (dict(n=6, split="val"), "split")])
+def test_clips_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        moving_digits(**kwargs, cache=False)
+
+
+@pytest.mark.parametrize("name", sorted(video_models()))
+def test_every_video_model_runs_and_learns_a_step(name):
+    torch.manual_seed(0)
+    model = video_models()[name]()
+    x = torch.rand(4, 1, 8, 24, 24)
+    assert model(x).shape == (4, len(CLIP_CLASSES))
+    loss = torch.nn.functional.cross_entropy(model(x), torch.arange(4))
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_c2d_is_blind_to_frame_order():
+    """C2D's frames meet only in the final average, so reversing time changes nothing; the
+    inflated kernels of I3D see the order."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 8, 24, 24)
+    for arch, blind in (("c2d", True), ("i3d", False)):
+        model = VideoNet(arch).eval()
+        with torch.no_grad():
+            same = torch.allclose(model(x), model(x.flip(2)), atol=1e-5)
+        assert same == blind, arch
+
+
+@pytest.mark.parametrize("affinity", ["space", "time"])
+def test_video_nonlocal_restricted_affinities_match_a_masked_spacetime_block(affinity):
+    """Space-only and time-only blocks equal the spacetime block with the affinities between
+    other frames (space) or other positions (time) removed."""
+    torch.manual_seed(0)
+    c, t, h, w = 4, 3, 2, 3
+    x = torch.randn(2, c, t, h, w, dtype=torch.float64)
+    restricted = VideoNonLocal(c, affinity).double().eval()
+    full = NonLocalBlock(c, dim=3).double().eval()
+    full.load_state_dict(restricted.block.state_dict(), strict=False)
+    for conv in ("g", "theta", "phi", "w_z"):                        # 1x1 kernels, any rank
+        getattr(full, conv).weight.data = getattr(restricted.block, conv).weight.data.reshape(
+            getattr(full, conv).weight.shape)
+    torch.nn.init.normal_(full.bn.weight)
+    restricted.block.bn.weight.data = full.bn.weight.data.clone()
+    frame, pos = torch.meshgrid(torch.arange(t), torch.arange(h * w), indexing="ij")
+    frame, pos = frame.flatten(), pos.flatten()
+    keep = (frame[:, None] == frame[None]) if affinity == "space" else (pos[:, None] == pos[None])
+    tokens = x.flatten(2).transpose(1, 2)
+    theta, phi = full.theta(x).flatten(2).transpose(1, 2), full.phi(x).flatten(2).transpose(1, 2)
+    g = full.g(x).flatten(2).transpose(1, 2)
+    scores = (theta @ phi.transpose(1, 2)).masked_fill(~keep, float("-inf"))
+    y = torch.softmax(scores, -1) @ g
+    expected = x + full.bn(full.w_z(y.transpose(1, 2).reshape(2, -1, t, h, w)))
+    assert tokens.shape[1] == t * h * w
+    torch.testing.assert_close(restricted(x), expected)
+
+
+def test_video_models_reject_bad_input():
+    with pytest.raises(ValueError, match="arch"):
+        VideoNet("c3d")
+    with pytest.raises(ValueError, match="attention"):
+        VideoNet("i3d", "gc")
+    with pytest.raises(ValueError, match="affinity"):
+        VideoNonLocal(8, "frame")
+    with pytest.raises(ValueError, match=r"\(B, C, T, H, W\)"):
+        VideoNet()(torch.rand(2, 1, 24, 24))
+    with pytest.raises(ValueError, match="segments"):
+        SegmentPyramidNet(segments=9)(torch.rand(1, 1, 8, 24, 24))
+    with pytest.raises(ValueError, match=r"\(B, C, T, H, W\)"):
+        FrameWise(torch.nn.Identity())(torch.rand(2, 3, 4, 4))
+
+
+def test_segment_sampling_random_in_training_centred_in_testing():
+    net = SegmentPyramidNet(segments=4)
+    net.eval()
+    assert net.frame_indices(16).tolist() == [2, 6, 10, 14]
+    net.train()
+    draws = torch.stack([net.frame_indices(16) for _ in range(50)])
+    assert (draws // 4 == torch.arange(4)).all()                     # one per segment
+    assert len({tuple(d.tolist()) for d in draws}) > 1
+
+
+def test_command_line_trains_and_reports(tmp_path):
+    from utils.train_video import main
+
+    out = tmp_path / "w"
+    assert main(["--model", "c2d", "--fast", "--epochs", "1", "--seeds", "0", "--clips", "60",
+                 "--progress", "text", "--save", str(out)]) == 0
+    assert (out / "weights_rank0.pt").exists()
+
+
+def test_command_line_rejects_bad_arguments(capsys):
+    from utils.train_video import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "resnet"])
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "c2d", "--epochs", "0"])
+    assert "--epochs must be a positive integer" in capsys.readouterr().err
+
+
+def test_torchrun_two_processes_agree_on_the_weights(tmp_path):
+    """DistributedDataParallel on two CPU processes (gloo): after a few steps both hold the
+    same weights, and those differ from the weights they started with."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "utils.train_video", "--model", "i3d+nl", "--fast", "--epochs", "1",
+           "--seeds", "0", "--clips", "120", "--batch-size", "20", "--progress", "off",
+           "--save", str(tmp_path)]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    a = torch.load(tmp_path / "weights_rank0.pt")
+    b = torch.load(tmp_path / "weights_rank1.pt")
+    torch.manual_seed(0)
+    start = video_models()["i3d+nl"]().state_dict()
+    params = [k for k in a if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert params and all(torch.equal(a[k], b[k]) for k in params)
+    assert any(not torch.equal(a[k], start[k]) for k in params)
