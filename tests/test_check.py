@@ -150,3 +150,22 @@ def test_se_backward_checker_names_a_wrong_gradient_key():
 
     with pytest.raises(AssertionError, match=r"output\[1\]\['w1'\]: values differ"):
         check.se_backward(wrong)
+
+
+@pytest.mark.parametrize("name, wrong", [
+    ("affinity_mask", lambda t, h, w, a: ~__import__("utils.reference").reference.affinity_mask(
+        t, h, w, a)),
+    ("attention_similarity",
+     lambda m: __import__("utils.reference").reference.attention_similarity(m) * 1.01),
+    ("top_attended", lambda m, s, k: __import__("utils.reference").reference.top_attended(
+        m, s, k)[::-1]),
+])
+def test_video_checkers_accept_the_reference_and_reject_wrong_answers(name, wrong, capsys):
+    from utils import reference
+
+    checker = getattr(check, name)
+    correct = getattr(reference, name)
+    assert checker(correct) is correct
+    assert "✅" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="Hint:"):
+        checker(wrong)

@@ -100,3 +100,44 @@ def test_bad_input_is_named(call, message):
     _, _, _, p, sp = setup()
     with pytest.raises(ValueError, match=message):
         call(p, sp)
+
+
+def test_affinity_masks_count_the_pairs_each_pattern_allows():
+    t, h, w = 3, 2, 4
+    space = R.affinity_mask(t, h, w, "space")
+    time = R.affinity_mask(t, h, w, "time")
+    full = R.affinity_mask(t, h, w, "spacetime")
+    assert space.sum() == t * (h * w) ** 2 and time.sum() == h * w * t ** 2
+    assert full.all() and (space & time).sum() == t * h * w       # only i == j is in both
+    assert np.array_equal(space, space.T) and np.array_equal(time, time.T)
+    with pytest.raises(ValueError, match="affinity"):
+        R.affinity_mask(t, h, w, "frame")
+    with pytest.raises(ValueError, match="frames"):
+        R.affinity_mask(0, h, w, "space")
+
+
+def test_attention_similarity_is_one_for_shared_maps_and_lower_for_distinct_ones():
+    row = np.array([0.1, 0.6, 0.3])
+    assert np.isclose(R.attention_similarity(np.tile(row, (5, 1))), 1.0)
+    assert np.isclose(R.attention_similarity(np.eye(4)), 0.0)
+    rng = np.random.default_rng(0)
+    w = rng.random((6, 9))
+    u = w / np.linalg.norm(w, axis=1, keepdims=True)
+    pairs = [u[i] @ u[j] for i in range(6) for j in range(6) if i != j]
+    assert np.isclose(R.attention_similarity(w), np.mean(pairs))
+    with pytest.raises(ValueError, match="two queries"):
+        R.attention_similarity(np.ones((1, 3)))
+    with pytest.raises(ValueError, match="all-zero row"):
+        R.attention_similarity(np.zeros((2, 3)))
+
+
+def test_top_attended_returns_coordinates_largest_first():
+    weights = np.zeros(2 * 3 * 4)
+    weights[np.ravel_multi_index((1, 2, 3), (2, 3, 4))] = 0.9
+    weights[np.ravel_multi_index((0, 1, 0), (2, 3, 4))] = 0.5
+    top = R.top_attended(weights, (2, 3, 4), 2)
+    assert top.tolist() == [[1, 2, 3], [0, 1, 0]]
+    with pytest.raises(ValueError, match="shape"):
+        R.top_attended(weights, (2, 3, 3), 2)
+    with pytest.raises(ValueError, match="k"):
+        R.top_attended(weights, (2, 3, 4), 25)

@@ -28,8 +28,11 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Multiply-adds of one forward pass on a zero input of ``input_shape`` (with the batch)."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if len(input_shape) < 2 or not all(isinstance(s, int) and s > 0 for s in input_shape):
-        raise ValueError(f"input_shape must be positive integers (B, C, ...), got {input_shape}")
+    if (not isinstance(input_shape, tuple | list) or len(input_shape) < 2
+            or not all(isinstance(s, int) and s > 0 for s in input_shape)):
+        shown = input_shape if isinstance(input_shape, tuple | list) else type(input_shape).__name__
+        raise ValueError(f"input_shape must be a tuple of positive integers (B, C, ...), "
+                         f"got {shown}")
     param = next(model.parameters(), None)
     x = torch.zeros(input_shape, device=param.device if param is not None else "cpu")
     was_training = model.training

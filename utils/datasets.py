@@ -9,6 +9,7 @@ digits) and *what* it is. Train and test use disjoint source digits.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,7 +143,7 @@ to relate two far-apart corners within a frame; 4-5 need to relate the same corn
 long gap in time."""
 LONG_RANGE = (2, 3, 4, 5)
 SPRITE = 8                                  # the digits keep scikit-learn's 8x8 size
-CACHE_VERSION = 1
+CACHE_VERSION = 2                           # bump whenever the clips change
 
 
 @dataclass
@@ -237,8 +238,10 @@ def moving_digits(n: int, *, split: str = "train", seed: int = 0, frames: int = 
     if cache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(path, clips=np.rint(clips * 255).astype(np.uint8),
+            partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")
+            np.savez_compressed(partial, clips=np.rint(clips * 255).astype(np.uint8),
                                 labels=labels, positions=positions)
+            os.replace(partial, path)                    # atomic: safe under torchrun
         except OSError:                                  # a read-only checkout still works
             pass
     return VideoClips(clips, labels, positions)
