@@ -139,3 +139,15 @@ def test_nonlocal_checkers(name, reference_fn):
     assert checker(reference_fn) is reference_fn
     with pytest.raises(AssertionError, match="Hint:"):
         checker(lambda *args: reference_fn(*args) * 1.01 + 0.01)
+
+
+@pytest.mark.parametrize("backend", ["matmul", "sdpa"])
+def test_counted_macs_of_the_block_match_the_formula_for_both_backends(backend):
+    """4 N C C_i for the four 1x1 convolutions plus 2 N^2 C_i for the two attention products;
+    the fused kernel is counted too (under the math backend)."""
+    from utils.counting import count_macs
+
+    c, ci, h, w = 32, 16, 6, 7
+    n = h * w
+    block = NonLocalBlock(c, ci, backend=backend)
+    assert count_macs(block, (1, c, h, w)) == 4 * n * c * ci + 2 * n * n * ci

@@ -407,3 +407,38 @@ def top_attended(fn: Callable) -> Callable:
         fn, reference.top_attended, cases, title="top_attended",
         hint="order = np.argsort(-weights, kind='stable')[:k]; then np.unravel_index(order, "
              "shape) gives three index arrays; stack them as columns (axis=1).")
+
+
+def gc_context(fn: Callable) -> Callable:
+    """Notebook 07: GCNet's context modelling ``fn(x, w_k, b_k) -> (context, a)``."""
+    rng = np.random.default_rng(18)
+    cases = [Case((rng.normal(size=(2, 5, 3, 4)), rng.normal(size=5), 0.3)),
+             Case((rng.normal(size=(1, 3, 2, 2)) * 30, rng.normal(size=3), -2.0)),
+             Case((rng.normal(size=(1, 4, 5, 1)), np.zeros(4), 0.0))]
+    return check_exercise(
+        fn, reference.gc_context, cases, title="gc_context", rtol=1e-6, atol=1e-9,
+        hint="flat = x.reshape(B, C, -1); scores = np.einsum('c,bcn->bn', w_k, flat) + b_k; "
+             "subtract the row maximum before np.exp (large inputs!), normalise each row to sum "
+             "1, and return (np.einsum('bcn,bn->bc', flat, a), a).")
+
+
+def eca_kernel_size(fn: Callable) -> Callable:
+    """Notebook 07: ECA's adaptive kernel size, as the authors' code rounds it."""
+    cases = [Case((c,)) for c in (16, 64, 128, 256, 512, 1024, 2048, 3000)]
+    cases += [Case((256,), {"gamma": 3, "b": 2}), Case((100,), {"gamma": 1, "b": 0})]
+    return check_exercise(
+        fn, reference.eca_kernel_size, cases, title="eca_kernel_size",
+        hint="t = int(abs((np.log2(channels) + b) / gamma)); return t if it is odd, else t + 1.")
+
+
+def eca_gate(fn: Callable) -> Callable:
+    """Notebook 07: ECA's channel weights ``fn(x, w) -> s (B, C)``."""
+    rng = np.random.default_rng(19)
+    cases = [Case((rng.normal(size=(2, 8, 3, 3)), rng.normal(size=3))),
+             Case((rng.normal(size=(1, 5, 2, 4)), rng.normal(size=5))),
+             Case((rng.normal(size=(3, 4, 1, 1)), np.array([0.0, 1.0, 0.0])))]
+    return check_exercise(
+        fn, lambda x, w: reference.eca_forward(x, w)[1], cases, title="eca_gate",
+        hint="y = x.mean(axis=(2, 3)); pad y with k // 2 zeros on both sides of the channel "
+             "axis; every output channel is the dot product of w with its window of k "
+             "neighbours (np.lib.stride_tricks.sliding_window_view); then the sigmoid.")

@@ -6,6 +6,10 @@ floating-point operations (two per MAC). The course reports MACs, counted by PyT
 ``FlopCounterMode`` (which counts 2 FLOPs per MAC) over convolutions and matrix products:
 the multiply-adds of conv and fully connected layers. Pooling, batch norm, activations and
 elementwise products are not counted, in line with the papers' tables.
+
+Fused attention (``scaled_dot_product_attention``) is counted under its math backend, which
+runs as two matrix products that the counter sees: PyTorch's counter does not count the
+fused CPU kernel at all, and would report the attention as free.
 """
 
 from __future__ import annotations
@@ -38,7 +42,9 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), counter:
         model(x)
     model.train(was_training)
     return counter.get_total_flops() // 2

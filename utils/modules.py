@@ -172,6 +172,83 @@ class CBAM(nn.Module):
         return self
 
 
+class GlobalContext(_Attention):
+    """Global context block (Cao et al., GCNet, 2019), channel-add fusion. x: (B, C, H, W).
+
+    Context modelling: one 1x1 convolution C -> 1 and a softmax over the H*W positions give a
+    single attention map, shared by every query position; it pools x into a context vector
+    (B, C). Transform: 1x1 C -> C/r, LayerNorm, ReLU, 1x1 C/r -> C. Fusion: added to x at
+    every position. As in the authors' code, the last convolution starts at zero (the block
+    starts as the identity) and the context convolution uses Kaiming (fan-in) initialisation.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16):
+        super().__init__()
+        hidden = _hidden(channels, reduction)
+        self.channels, self.reduction = channels, reduction
+        self.context = nn.Conv2d(channels, 1, 1)
+        self.transform = nn.Sequential(nn.Conv2d(channels, hidden, 1),
+                                       nn.LayerNorm([hidden, 1, 1]), nn.ReLU(inplace=True),
+                                       nn.Conv2d(hidden, channels, 1))
+        nn.init.kaiming_normal_(self.context.weight, mode="fan_in", nonlinearity="relu")
+        nn.init.zeros_(self.context.bias)
+        nn.init.zeros_(self.transform[-1].weight)
+        nn.init.zeros_(self.transform[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input(x, self.channels, type(self).__name__)
+        b, c = x.shape[:2]
+        a = torch.softmax(self.context(x).flatten(1), dim=1)        # (B, N), one map
+        self._keep(a.reshape(b, *x.shape[2:]))
+        context = torch.bmm(x.flatten(2), a[:, :, None])             # (B, C, 1)
+        return x + self.transform(context[..., None])                # (B, C, 1, 1) broadcast
+
+    def load_reference(self, params: dict[str, np.ndarray]) -> GlobalContext:
+        _copy(self.context.weight, np.asarray(params["w_k"]).reshape(1, -1, 1, 1),
+              "params['w_k']")
+        _copy(self.context.bias, np.asarray(params["b_k"]).reshape(1), "params['b_k']")
+        conv1, norm, _, conv2 = self.transform
+        _copy(conv1.weight, np.asarray(params["w1"])[:, :, None, None], "params['w1']")
+        _copy(conv1.bias, params["b1"], "params['b1']")
+        _copy(norm.weight, np.asarray(params["ln_gamma"])[:, None, None], "params['ln_gamma']")
+        _copy(norm.bias, np.asarray(params["ln_beta"])[:, None, None], "params['ln_beta']")
+        _copy(conv2.weight, np.asarray(params["w2"])[:, :, None, None], "params['w2']")
+        _copy(conv2.bias, params["b2"], "params['b2']")
+        return self
+
+
+class EfficientChannelAttention(_Attention):
+    """ECA (Wang et al., CVPR 2020): x * sigmoid(conv1d_k(mean_hw x)) across channels, no
+    bias, no reduction. kernel_size=None picks k from C with ``eca_kernel_size`` (gamma=2,
+    b=1). x: (B, C, H, W)."""
+
+    def __init__(self, channels: int, kernel_size: int | None = None):
+        super().__init__()
+        from .reference import eca_kernel_size
+
+        self.channels = positive_int(channels, "channels")
+        k = eca_kernel_size(channels) if kernel_size is None else positive_int(kernel_size,
+                                                                               "kernel_size")
+        if k % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {k}")
+        self.kernel_size = k
+        self.conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False)
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The channel weights s: (B, C), values in (0, 1)."""
+        _check_input(x, self.channels, type(self).__name__)
+        return torch.sigmoid(self.conv(x.mean((2, 3))[:, None])[:, 0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.gate(x)
+        self._keep(s)
+        return x * s[:, :, None, None]
+
+    def load_reference(self, w: np.ndarray) -> EfficientChannelAttention:
+        _copy(self.conv.weight, np.asarray(w).reshape(1, 1, -1), "w")
+        return self
+
+
 NL_MODES = ("gaussian", "embedded", "dot", "concat")
 NL_BACKENDS = ("matmul", "sdpa")
 

@@ -543,3 +543,101 @@ def top_attended(weights: np.ndarray, shape: tuple[int, int, int], k: int) -> np
         raise ValueError(f"k ({k}) must not exceed the number of positions ({weights.size})")
     order = np.argsort(-weights, kind="stable")[:k]
     return np.stack(np.unravel_index(order, shape), axis=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# GCNet and ECA (notebook 07)
+
+def gc_param_shapes(channels: int, reduction: int) -> dict[str, tuple[int, ...]]:
+    """Parameter shapes of a global context block with bottleneck C -> C/r -> C."""
+    channels = positive_int(channels, "channels")
+    reduction = positive_int(reduction, "reduction")
+    if reduction > channels:
+        raise ValueError(f"reduction ({reduction}) must not exceed channels ({channels})")
+    return _gc_shapes(channels, channels // reduction)
+
+
+def _gc_shapes(channels: int, hidden: int) -> dict[str, tuple[int, ...]]:
+    return {"w_k": (channels,), "b_k": (), "w1": (hidden, channels), "b1": (hidden,),
+            "ln_gamma": (hidden,), "ln_beta": (hidden,), "w2": (channels, hidden),
+            "b2": (channels,)}
+
+
+def init_gc(channels: int, reduction: int, rng: np.random.Generator) -> Params:
+    """Random global-context parameters (all non-zero, unlike the block's initialisation)."""
+    return {k: rng.normal(size=s) / np.sqrt(s[-1] if len(s) > 1 else 1)
+            for k, s in gc_param_shapes(channels, reduction).items()}
+
+
+def gc_forward(x: np.ndarray, params: Params, eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
+    """Global context block (Cao et al., 2019), the channel-add form. x: (B, C, H, W).
+
+    context modelling: a = softmax_positions(w_k . x_j + b_k) (B, N); c = sum_j a_j x_j (B, C);
+    transform: t = W2 ReLU(LayerNorm(W1 c + b1)) + b2 (B, C); fusion: out = x + t at every
+    position. Returns (out, a).
+    """
+    x = _check_x(x)
+    b, c = x.shape[:2]
+    if "w1" not in params:
+        raise ValueError("params must hold 'w_k', 'b_k', 'w1', 'b1', 'ln_gamma', 'ln_beta', "
+                         "'w2' and 'b2' (see gc_param_shapes)")
+    shapes = _gc_shapes(c, np.shape(params["w1"])[0])
+    missing = set(shapes) - set(params)
+    if missing:
+        raise ValueError(f"params is missing {sorted(missing)} (see gc_param_shapes)")
+    p = {k: np.asarray(params[k], dtype=np.float64) for k in shapes}
+    for k, s in shapes.items():
+        if p[k].shape != s:
+            raise ValueError(f"params[{k!r}] must have shape {s}, got {p[k].shape}")
+    context, a = gc_context(x, p["w_k"], p["b_k"])
+    h = context @ p["w1"].T + p["b1"]
+    h = (h - h.mean(axis=1, keepdims=True)) / np.sqrt(h.var(axis=1, keepdims=True) + eps)
+    h = np.maximum(h * p["ln_gamma"] + p["ln_beta"], 0.0)
+    t = h @ p["w2"].T + p["b2"]
+    return x + t[:, :, None, None], a
+
+
+def gc_context(x: np.ndarray, w_k: np.ndarray, b_k: float) -> tuple[np.ndarray, np.ndarray]:
+    """GCNet's context modelling: one attention map a = softmax over positions of
+    w_k . x_j + b_k, shared by every query, and the context c = sum_j a_j x_j.
+
+    x: (B, C, H, W); w_k: (C,). Returns (context (B, C), a (B, H*W)).
+    """
+    x = _check_x(x)
+    w_k = as_float_array(w_k, "w_k", ndim=1)
+    if w_k.shape != (x.shape[1],):
+        raise ValueError(f"w_k must have shape ({x.shape[1]},), got {w_k.shape}")
+    flat = x.reshape(x.shape[0], x.shape[1], -1)                     # (B, C, N)
+    scores = np.einsum("c,bcn->bn", w_k, flat) + float(b_k)
+    scores -= scores.max(axis=1, keepdims=True)
+    a = np.exp(scores)
+    a /= a.sum(axis=1, keepdims=True)                                # (B, N)
+    return np.einsum("bcn,bn->bc", flat, a), a
+
+
+def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
+    """ECA's adaptive kernel size k = |log2(C)/gamma + b/gamma|_odd, as the authors' code
+    computes it: truncate to an integer, then add 1 if even. This is the nearest odd number
+    except at even values, where the paper's "nearest odd" is a tie and the code rounds up."""
+    channels = positive_int(channels, "channels")
+    t = int(abs((np.log2(channels) + b) / gamma))
+    return t if t % 2 else t + 1
+
+
+def eca_forward(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Efficient channel attention (Wang et al., CVPR 2020). x: (B, C, H, W); w: (k,) odd.
+
+    y = mean over H, W (B, C); s = sigmoid(conv1d(y, w)) across channels with zero padding
+    (k - 1)/2 and no bias; out = x * s. Returns (out, s).
+    """
+    x = _check_x(x)
+    w = as_float_array(w, "w", ndim=1)
+    if w.size % 2 == 0:
+        raise ValueError(f"w must have an odd length so that the channels keep their count, "
+                         f"got {w.size}")
+    y = x.mean(axis=(2, 3))                                          # (B, C)
+    pad = w.size // 2
+    padded = np.pad(y, ((0, 0), (pad, pad)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, w.size, axis=1)  # (B, C, k)
+    s = sigmoid(windows @ w)
+    return x * s[:, :, None, None], s

@@ -1,0 +1,84 @@
+"""The benchmark suite: every module measured, tables written, bad input named."""
+
+import math
+
+import pytest
+import torch
+
+from utils import benchmark
+from utils.modules import EfficientChannelAttention, GlobalContext, SqueezeExcitation
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return benchmark.run([(32, 8, 8), (32, 2, 4, 4)], repeats=1, warmup=0, progress="off")
+
+
+def test_every_module_is_measured_at_every_shape(rows):
+    names = set(benchmark._specs(32, video=False))
+    assert {r.module for r in rows} == names
+    assert len(rows) == 2 * len(names)
+    for r in rows:
+        assert r.params >= 0 and r.ms > 0 and r.mmacs >= 0, r
+        assert math.isnan(r.peak_mib) or r.peak_mib >= 0
+
+
+def test_fused_and_explicit_non_local_count_the_same_macs(rows):
+    by = {(r.module, r.shape): r for r in rows}
+    for shape in ("32x8x8", "32x2x4x4"):
+        assert by["NL sdpa", shape].mmacs == by["NL matmul", shape].mmacs
+        assert by["NL sdpa", shape].vs_plain is not None
+        assert by["NL sdpa + subsample", shape].mmacs < by["NL sdpa", shape].mmacs
+
+
+def test_tables_have_one_line_per_row(rows):
+    table = benchmark.markdown(rows)
+    assert len(table.splitlines()) == len(rows) + 2
+    csv_text = benchmark.to_csv(rows)
+    assert csv_text.splitlines()[0].startswith("module,shape,device")
+    assert len(csv_text.splitlines()) == len(rows) + 1
+
+
+def test_explicit_attention_too_large_is_skipped_not_run():
+    rows = benchmark.run([(8, 16, 16)], modules=["NL matmul", "NL sdpa"], repeats=1, warmup=0,
+                         progress="off", max_affinity_gib=1e-6)
+    by = {r.module: r for r in rows}
+    assert math.isnan(by["NL matmul"].ms) and by["NL sdpa"].ms > 0
+
+
+def test_plain_twins_compute_the_same_function():
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 5, 6)
+    se = SqueezeExcitation(16, 4)
+    plain = benchmark.PlainSE(se)
+    plain.fc1.weight.data = se.fc1.weight.data[:, :, None, None]
+    plain.fc1.bias.data = se.fc1.bias.data
+    plain.fc2.weight.data = se.fc2.weight.data[:, :, None, None]
+    plain.fc2.bias.data = se.fc2.bias.data
+    torch.testing.assert_close(plain(x), se(x))
+    eca = EfficientChannelAttention(16, 3)
+    plain_eca = benchmark.PlainECA(eca)
+    plain_eca.conv.weight.data = eca.conv.weight.data
+    torch.testing.assert_close(plain_eca(x), eca(x))
+    gc = GlobalContext(16, 4)
+    torch.nn.init.normal_(gc.transform[-1].weight)
+    torch.testing.assert_close(benchmark.PlainGC(gc)(x), gc(x))
+
+
+def test_bad_input_is_named(capsys):
+    with pytest.raises(ValueError, match="unknown modules"):
+        benchmark.run([(8, 4, 4)], modules=["SK"], progress="off")
+    with pytest.raises(ValueError, match="shapes"):
+        benchmark.run([(8, 4)], progress="off")
+    with pytest.raises(SystemExit):
+        benchmark.main(["--shapes", "8x4x4"])
+    assert "--shapes must be" in capsys.readouterr().err
+
+
+def test_command_line_writes_markdown_and_csv(tmp_path):
+    md, csv_path = tmp_path / "t.md", tmp_path / "t.csv"
+    assert benchmark.main(["--shapes", "16,4,4", "--modules", "SE", "ECA", "--repeats", "1",
+                           "--progress", "off", "--markdown", str(md), "--csv",
+                           str(csv_path)]) == 0
+    assert "| SE | 16x4x4 |" in md.read_text()
+    assert len(csv_path.read_text().splitlines()) == 3

@@ -1,0 +1,339 @@
+"""The cost of every attention module of the course: parameters, MACs, peak memory, latency.
+
+    python -m utils.benchmark                      # every module at every shape, this device
+    python -m utils.benchmark --quick              # the smallest shapes, fewer repeats
+    python -m utils.benchmark --dtype bfloat16 --compile --csv out.csv --markdown out.md
+
+Shapes: the four ResNet-50 stages (256x56x56, 512x28x28, 1024x14x14, 2048x7x7, batch 1) and
+video features (T frames of a stage, batch 1). 2-D modules (SE, CBAM and its parts, GC,
+ECA) run on every frame of a video shape, as in notebook 06.
+
+- MACs: ``utils.counting.count_macs`` (convolutions and matrix products, fused attention
+  counted under its math backend); elementwise work is not counted.
+- Peak memory: the most memory held during one forward pass beyond the input and the
+  parameters. On CUDA from the allocator's statistics; on CPU the rise of the process's
+  resident-set high-water mark (Linux, reset before each measurement; large allocations are
+  forced to ``mmap`` so that freed memory goes back to the system).
+- Latency: median of ``--repeats`` timed forward passes after ``--warmup`` untimed ones,
+  under ``torch.inference_mode``; CUDA is synchronised around each pass.
+- "vs plain": this module's median time over that of the obvious plain-PyTorch way of
+  writing the same computation (pooling layers, explicit attention matrix); below 1 is faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .counting import count_macs, count_parameters
+from .models import FrameWise, VideoNonLocal
+from .modules import (
+    CBAM,
+    ChannelAttention,
+    EfficientChannelAttention,
+    GlobalContext,
+    InteractionAwareAttention,
+    NonLocalBlock,
+    SpatialAttention,
+    SqueezeExcitation,
+)
+
+RESNET_SHAPES = [(256, 56, 56), (512, 28, 28), (1024, 14, 14), (2048, 7, 7)]
+VIDEO_SHAPES = [(512, 8, 28, 28), (1024, 4, 14, 14)]          # (C, T, H, W)
+
+
+# ------------------------------------------------------------------ plain-PyTorch baselines
+
+class PlainSE(nn.Module):
+    """SE written with pooling and 1x1 convolution layers."""
+
+    def __init__(self, se: SqueezeExcitation):
+        super().__init__()
+        c, h = se.fc1.in_features, se.fc1.out_features
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1, self.fc2 = nn.Conv2d(c, h, 1), nn.Conv2d(h, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(self.pool(x)))))
+
+
+class PlainECA(nn.Module):
+    """ECA written with a pooling layer and a Conv1d over the squeezed, transposed vector."""
+
+    def __init__(self, eca: EfficientChannelAttention):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.conv = nn.Conv1d(1, 1, eca.kernel_size, padding=eca.kernel_size // 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pool(x).squeeze(-1).transpose(-1, -2)                # (B, 1, C)
+        return x * torch.sigmoid(self.conv(y).transpose(-1, -2).unsqueeze(-1))
+
+
+class PlainGC(nn.Module):
+    """The global context block with an explicit softmax map and a matmul."""
+
+    def __init__(self, gc: GlobalContext):
+        super().__init__()
+        self.gc = gc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        a = F.softmax(self.gc.context(x).view(b, 1, h * w), dim=-1)   # (B, 1, N)
+        context = torch.matmul(x.view(b, c, h * w).unsqueeze(1), a.unsqueeze(-1))  # (B,1,C,1)
+        return x + self.gc.transform(context.view(b, c, 1, 1))
+
+
+@dataclass
+class Row:
+    """One measured module at one shape."""
+
+    module: str
+    shape: str
+    device: str
+    dtype: str
+    params: int
+    mmacs: float
+    peak_mib: float
+    ms: float
+    vs_plain: float | None = None
+
+
+def _specs(c: int, video: bool) -> dict[str, tuple[Callable[[], nn.Module],
+                                                    Callable[[nn.Module], nn.Module] | None]]:
+    """name -> (builder, plain twin builder or None) for features with c channels."""
+    r = 16
+
+    def frames(build: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+        return (lambda: FrameWise(build())) if video else build
+
+    def nl(**kw) -> Callable[[], nn.Module]:
+        if video:
+            return lambda: VideoNonLocal(c, "spacetime", **kw)
+        return lambda: NonLocalBlock(c, **kw)
+
+    def unwrap(m: nn.Module) -> nn.Module:
+        return m.module if isinstance(m, FrameWise) else m
+
+    def plain(cls: type) -> Callable[[nn.Module], nn.Module]:
+        return lambda m: FrameWise(cls(unwrap(m))) if video else cls(m)
+
+    def as_matmul(m: nn.Module) -> nn.Module:
+        twin = (VideoNonLocal(c, "spacetime") if video else NonLocalBlock(c))
+        twin.load_state_dict(m.state_dict())
+        return twin
+
+    specs = {
+        "SE": (frames(lambda: SqueezeExcitation(c, r)), plain(PlainSE)),
+        "CBAM channel": (frames(lambda: ChannelAttention(c, r)), None),
+        "CBAM spatial": (frames(lambda: SpatialAttention(c)), None),
+        "CBAM": (frames(lambda: CBAM(c, r)), None),
+        "ECA": (frames(lambda: EfficientChannelAttention(c)), plain(PlainECA)),
+        "GC": (frames(lambda: GlobalContext(c, r)), plain(PlainGC)),
+        "NL matmul": (nl(), None),
+        "NL sdpa": (nl(backend="sdpa"), as_matmul),
+        "NL sdpa + subsample": (nl(backend="sdpa", subsample=True), None),
+        "NL matmul + subsample": (nl(subsample=True), None),
+        "NL dot": (nl(mode="dot"), None),
+        "NL concat": (nl(mode="concat"), None),
+        "interaction-aware (K=4)": (lambda: InteractionAwareAttention(c, 4), None),
+    }
+    return specs
+
+
+def _peak_tracker(device: torch.device) -> tuple[Callable[[], None], Callable[[], float]]:
+    """(reset, read): bytes of memory held at the peak since reset, beyond what was held."""
+    if device.type == "cuda":
+        def reset() -> None:
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            reset.base = torch.cuda.memory_allocated(device)
+
+        def read() -> float:
+            torch.cuda.synchronize(device)
+            return float(torch.cuda.max_memory_allocated(device) - reset.base)
+        return reset, read
+    from .memory_wall import _memory_kib, _reset_peak
+
+    def reset_cpu() -> None:
+        reset_cpu.ok = _reset_peak()
+        reset_cpu.base = _memory_kib("VmRSS") or 0
+
+    def read_cpu() -> float:
+        peak = _memory_kib("VmHWM") if reset_cpu.ok else None
+        return float("nan") if peak is None else 1024.0 * max(peak - reset_cpu.base, 0)
+    return reset_cpu, read_cpu
+
+
+def _time(module: nn.Module, x: torch.Tensor, warmup: int, repeats: int) -> float:
+    sync = (lambda: torch.cuda.synchronize(x.device)) if x.device.type == "cuda" else (
+        lambda: None)
+    with torch.inference_mode():
+        for _ in range(warmup):
+            module(x)
+        times = []
+        for _ in range(repeats):
+            sync()
+            start = time.perf_counter()
+            module(x)
+            sync()
+            times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def _force_mmap() -> None:
+    """Make glibc serve allocations above 64 KiB with mmap, so that freed memory leaves the
+    process and the high-water mark of each measurement starts clean (no-op elsewhere)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 64 * 1024)                  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 0)                          # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+def run(shapes: list[tuple[int, ...]], modules: list[str] | None = None,
+        device: torch.device | None = None, dtype: torch.dtype = torch.float32,
+        compile_: bool = False, warmup: int = 2, repeats: int = 5, progress: str = "auto",
+        max_affinity_gib: float = 4.0) -> list[Row]:
+    """Measure every module (or those named in ``modules``) at every shape (C, H, W) or
+    (C, T, H, W). Explicit attention whose N x N matrix would exceed ``max_affinity_gib`` is
+    skipped (reported as a row of NaNs)."""
+    from .runtime import get_device
+    from .training import Progress
+
+    device = device or get_device()
+    _force_mmap()
+    jobs = []
+    for shape in shapes:
+        if len(shape) not in (3, 4):
+            raise ValueError(f"shapes must be (C, H, W) or (C, T, H, W), got {shape}")
+        specs = _specs(shape[0], video=len(shape) == 4)
+        unknown = set(modules or []) - set(specs)
+        if unknown:
+            raise ValueError(f"unknown modules {sorted(unknown)}; choose from {sorted(specs)}")
+        jobs += [(shape, name, specs[name]) for name in specs if not modules or name in modules]
+    bar = Progress(len(jobs), "benchmark", progress)
+    rows = []
+    reset, read = _peak_tracker(device)
+    for shape, name, (build, plain) in jobs:
+        torch.manual_seed(0)
+        n = 1
+        for s in shape[1:]:
+            n *= s
+        label = "x".join(map(str, shape))
+        explicit = "matmul" in name or name in ("NL dot", "NL concat")
+        keys = n // 4 if "subsample" in name else n
+        if explicit and n * keys * 4 > max_affinity_gib * 2**30:
+            rows.append(Row(name, label, device.type, str(dtype).replace("torch.", ""),
+                            0, float("nan"), float("nan"), float("nan")))
+            bar.step(f"{name} {label}: skipped (N x N too large)")
+            continue
+        module = build().eval()
+        params = count_parameters(module)
+        macs = count_macs(module, (1, *shape)) / 1e6
+        module = module.to(device=device, dtype=dtype)
+        x = torch.randn(1, *shape, device=device, dtype=dtype)
+        run_module = torch.compile(module) if compile_ else module
+        with torch.inference_mode():
+            run_module(x)                            # compile / first-call allocations
+            reset()
+            run_module(x)
+            peak = read() / 2**20
+        ms = _time(run_module, x, warmup, repeats)
+        ratio = None
+        if plain is not None:
+            twin = plain(module).to(device=device, dtype=dtype).eval()
+            twin = torch.compile(twin) if compile_ else twin
+            ratio = ms / _time(twin, x, warmup, repeats)
+        rows.append(Row(name, label, device.type, str(dtype).replace("torch.", ""), params,
+                        macs, peak, ms, ratio))
+        bar.step(f"{name} {label}: {ms:.2f} ms")
+    bar.close()
+    return rows
+
+
+def markdown(rows: list[Row]) -> str:
+    """The rows as a Markdown table."""
+    lines = ["| module | shape | params | MMACs | peak MiB | ms | vs plain |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        ratio = "" if r.vs_plain is None else f"{r.vs_plain:.2f}"
+        lines.append(f"| {r.module} | {r.shape} | {r.params:,} | {r.mmacs:,.1f} | "
+                     f"{r.peak_mib:,.1f} | {r.ms:.3g} | {ratio} |")
+    return "\n".join(lines)
+
+
+def to_csv(rows: list[Row]) -> str:
+    """The rows as CSV text with a header."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(asdict(rows[0])))
+    writer.writeheader()
+    for r in rows:
+        writer.writerow(asdict(r))
+    return out.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .runtime import environment_report, get_device
+
+    parser = argparse.ArgumentParser(prog="python -m utils.benchmark", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="the two smallest ResNet shapes and one video shape, 3 repeats")
+    parser.add_argument("--shapes", nargs="+", default=None, metavar="C,H,W",
+                        help="feature shapes C,H,W or C,T,H,W (default: ResNet-50 stages and "
+                             "two video shapes)")
+    parser.add_argument("--modules", nargs="+", default=None, help="measure only these")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile every module")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--markdown", type=Path, default=None, help="write the table here")
+    parser.add_argument("--csv", type=Path, default=None, help="write the rows here")
+    parser.add_argument("--progress", default="auto", choices=["auto", "bar", "text", "off"])
+    args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error(f"--repeats must be a positive integer, got {args.repeats}")
+    shapes = (RESNET_SHAPES[2:] + VIDEO_SHAPES[1:]) if args.quick else (
+        RESNET_SHAPES + VIDEO_SHAPES)
+    if args.shapes:
+        try:
+            shapes = [tuple(int(v) for v in text.split(",")) for text in args.shapes]
+        except ValueError:
+            parser.error(f"--shapes must be comma-separated integers such as 256,56,56, "
+                         f"got {args.shapes}")
+        if any(len(sh) not in (3, 4) or min(sh) < 1 for sh in shapes):
+            parser.error(f"--shapes must be C,H,W or C,T,H,W of positive integers, "
+                         f"got {args.shapes}")
+    repeats = args.repeats or (3 if args.quick else 10)
+    device = torch.device(args.device) if args.device else get_device()
+    rows = run(shapes, args.modules, device, getattr(torch, args.dtype), args.compile,
+               args.warmup, repeats, args.progress)
+    table = markdown(rows)
+    header = (f"{environment_report()}\n\ndtype {args.dtype}, compile {args.compile}, "
+              f"batch 1, median of {repeats} after {args.warmup} warm-up passes\n\n")
+    print(header + table)
+    if args.markdown:
+        args.markdown.write_text(header + table + "\n")
+    if args.csv:
+        args.csv.write_text(to_csv(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
