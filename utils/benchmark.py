@@ -272,7 +272,8 @@ def markdown(rows: list[Row]) -> str:
              "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         ratio = "" if r.vs_plain is None else f"{r.vs_plain:.2f}"
-        lines.append(f"| {r.module} | {r.shape} | {r.params:,} | {r.mmacs:,.1f} | "
+        macs = f"{r.mmacs:,.0f}" if r.mmacs >= 100 else f"{r.mmacs:.3g}"
+        lines.append(f"| {r.module} | {r.shape} | {r.params:,} | {macs} | "
                      f"{r.peak_mib:,.1f} | {r.ms:.3g} | {ratio} |")
     return "\n".join(lines)
 
