@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -288,6 +289,20 @@ def to_csv(rows: list[Row]) -> str:
     return out.getvalue()
 
 
+def _device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model name where Linux reports it."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return device.type
+
+
 def main(argv: list[str] | None = None) -> int:
     from .runtime import environment_report, get_device
 
@@ -326,8 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(shapes, args.modules, device, getattr(torch, args.dtype), args.compile,
                args.warmup, repeats, args.progress)
     table = markdown(rows)
-    header = (f"{environment_report()}\n\ndtype {args.dtype}, compile {args.compile}, "
-              f"batch 1, median of {repeats} after {args.warmup} warm-up passes\n\n")
+    header = (f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {_device_name(device)}, "
+              f"{torch.get_num_threads()} threads\n\n{environment_report()}\n\n"
+              f"dtype {args.dtype}, compile {args.compile}, batch 1, median of {repeats} after "
+              f"{args.warmup} warm-up passes\n\n")
     print(header + table)
     if args.markdown:
         args.markdown.write_text(header + table + "\n")
