@@ -189,6 +189,12 @@ def conv_bn3d(cin: int, cout: int, kernel: tuple[int, int, int],
     return nn.Sequential(conv, nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
 
 
+def _check_clips(x: torch.Tensor, name: str) -> None:
+    from .modules import _check_input
+
+    _check_input(x, None, name, ndim=5, expected="clips (B, C, T, H, W)")
+
+
 class FrameWise(nn.Module):
     """Apply a 2-D module to every frame of (B, C, T, H, W): T is folded into the batch."""
 
@@ -197,8 +203,7 @@ class FrameWise(nn.Module):
         self.module = module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 5:
-            raise ValueError(f"FrameWise expects x of shape (B, C, T, H, W), got {tuple(x.shape)}")
+        _check_clips(x, "FrameWise")
         b, c, t, h, w = x.shape
         y = self.module(x.transpose(1, 2).reshape(b * t, c, h, w))
         return y.reshape(b, t, c, h, w).transpose(1, 2)
@@ -221,9 +226,7 @@ class VideoNonLocal(nn.Module):
                                    **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 5:
-            raise ValueError(f"VideoNonLocal expects x of shape (B, C, T, H, W), "
-                             f"got {tuple(x.shape)}")
+        _check_clips(x, "VideoNonLocal")
         b, c, t, h, w = x.shape
         if self.affinity == "spacetime":
             return self.block(x)
@@ -289,8 +292,7 @@ class VideoNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The last feature map (B, widths[2], T/2, S/4, S/4)."""
-        if x.ndim != 5:
-            raise ValueError(f"x must be clips of shape (B, C, T, H, W), got {tuple(x.shape)}")
+        _check_clips(x, "VideoNet")
         h = self.attend1(self.stage1(self.stem(x)))
         return self.stage3(self.attend2(self.stage2(h)))
 
@@ -334,8 +336,7 @@ class SegmentPyramidNet(nn.Module):
                          * (stops - starts)).long()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 5:
-            raise ValueError(f"x must be clips of shape (B, C, T, H, W), got {tuple(x.shape)}")
+        _check_clips(x, "SegmentPyramidNet")
         b, c, t, s, _ = x.shape
         idx = self.frame_indices(t).to(x.device)
         frames = x.index_select(2, idx).transpose(1, 2).reshape(b * self.segments, c, s, s)
