@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import math
 import statistics
 import sys
 import time
@@ -232,9 +233,7 @@ def run(shapes: list[tuple[int, ...]], modules: list[str] | None = None,
     reset, read = _peak_tracker(device)
     for shape, name, (build, plain) in jobs:
         torch.manual_seed(0)
-        n = 1
-        for s in shape[1:]:
-            n *= s
+        n = math.prod(shape[1:])
         label = "x".join(map(str, shape))
         explicit = "matmul" in name or name in ("NL dot", "NL concat")
         keys = n // 4 if "subsample" in name else n

@@ -265,7 +265,7 @@ class VideoNet(nn.Module):
             raise ValueError(f"widths must have three entries, got {list(widths)}")
         w0, w1, w2 = (positive_int(w, "widths") for w in widths)
         kt = 3 if arch == "i3d" else 1
-        self.arch, self.kind = arch, attention
+        self.arch = arch
 
         affinities = (affinity, affinity) if isinstance(affinity, str) else tuple(affinity)
         if len(affinities) != blocks and not isinstance(affinity, str):
