@@ -15,7 +15,7 @@ CASES = [Case((np.arange(6.0).reshape(2, 3),)), Case((np.linspace(-1, 1, 5),))]
 
 
 def run(fn):
-    return check_exercise(fn, reference, CASES, title="double", hint="multiply by two")
+    return check_exercise(fn, reference, CASES, title="double", idea="multiply by two")
 
 
 def test_correct_answer_returns_the_learners_function(capsys):
@@ -48,7 +48,8 @@ def test_wrong_answers_say_what_is_wrong_and_hint(fn, message):
         run(fn)
     text = str(err.value)
     assert message in text
-    assert "test case 1 of 2" in text and "Hint: multiply by two" in text
+    assert "test case 1 of 2" in text and "Idea: multiply by two" in text
+    assert text.startswith("❌ double")
 
 
 def test_in_place_modification_is_reported():
@@ -93,7 +94,7 @@ def test_course_checkers_accept_their_reference_and_reject_a_wrong_answer(name, 
     def off_by_a_bit(*args, **kwargs):
         return reference_fn(*args, **kwargs) * 1.01
 
-    with pytest.raises(AssertionError, match="Hint:"):
+    with pytest.raises(AssertionError, match="Idea:"):
         checker(off_by_a_bit)
 
 
@@ -132,7 +133,7 @@ def test_attention_checkers_accept_right_and_reject_wrong_answers(name, correct,
         out = correct(*args)
         return (out[0] * 1.01, out[1]) if isinstance(out, tuple) else out * 1.01
 
-    with pytest.raises(AssertionError, match="Hint:"):
+    with pytest.raises(AssertionError, match="Idea:"):
         checker(wrong)
 
     def blank(*args):
@@ -167,5 +168,122 @@ def test_video_checkers_accept_the_reference_and_reject_wrong_answers(name, wron
     correct = getattr(reference, name)
     assert checker(correct) is correct
     assert "✅" in capsys.readouterr().out
-    with pytest.raises(AssertionError, match="Hint:"):
+    with pytest.raises(AssertionError, match="Idea:"):
         checker(wrong)
+
+
+# --- grading mode, the name rebinding, two-level hints, and bugs inside the learner's code ---
+
+def blank_fn(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def test_blank_exercise_under_grading_fails_instead_of_falling_back(monkeypatch):
+    monkeypatch.setenv("ACV_GRADING", "1")
+    with pytest.raises(check.ExerciseOpen, match="still blank"):
+        run(blank_fn)
+    with pytest.raises(check.ExerciseOpen):
+        check.softmax(blank_fn)
+
+
+def test_grading_mode_changes_nothing_for_answers(monkeypatch, capsys):
+    monkeypatch.setenv("ACV_GRADING", "1")
+    assert check.softmax(functional.softmax) is functional.softmax
+    assert "✅" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="Idea:") as err:
+        check.softmax(lambda x, axis=-1: functional.softmax(x, axis) * 2)
+    assert not isinstance(err.value, check.ExerciseOpen)
+
+
+def run_cell(namespace: dict, source: str) -> None:
+    """Execute a notebook cell's source the way a kernel does: in the __main__ namespace."""
+    exec(compile(source, "<cell>", "exec"), namespace)  # noqa: S102 - the test's own code
+
+
+@pytest.mark.parametrize("body", ["return np.exp(x) / np.exp(x).sum(axis=axis, keepdims=True)",
+                                  "raise NotImplementedError()"])
+def test_after_a_wrong_or_blank_answer_the_notebook_name_means_the_reference(body, monkeypatch):
+    monkeypatch.setenv("ACV_GRADING", "1")
+    namespace = {"__name__": "__main__", "check": check, "np": np}
+    run_cell(namespace, f"def softmax(x, axis=-1):\n    {body}\n\n"
+                        "def naive_softmax(x, axis=-1):\n    return x\n")
+    mine, naive = namespace["softmax"], namespace["naive_softmax"]
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(AssertionError):
+        run_cell(namespace, "softmax = check.softmax(softmax)")
+    assert namespace["softmax"] is functional.softmax and namespace["softmax"] is not mine
+    # a demo that checks another function leaves every other name alone
+    with pytest.raises(AssertionError):
+        run_cell(namespace, "check.softmax(naive_softmax)")
+    assert namespace["naive_softmax"] is naive
+
+
+def test_a_checker_called_from_a_module_rebinds_nothing():
+    here = globals()
+    here["double"] = lambda x: 3 * x
+    wrong = here["double"]
+    with pytest.raises(AssertionError):
+        run(wrong)
+    assert here.pop("double") is wrong
+
+
+@pytest.mark.parametrize("fn, message", [
+    (lambda x: x.reshape(7), "your function raised ValueError: cannot reshape"),
+    (lambda x: x[None] @ x[None], "your function raised ValueError"),
+    (lambda x: 1 / 0, "your function raised ZeroDivisionError: division by zero"),
+])
+def test_an_exception_in_the_learners_code_is_reported_with_the_exercise_and_case(fn, message):
+    with pytest.raises(AssertionError, match=message) as err:
+        run(fn)
+    assert "❌ double (test case 1 of 2" in str(err.value)
+
+
+def test_not_implemented_after_passing_a_case_is_wrong_not_open(capsys):
+    def half_done(x):
+        if x.ndim == 2:
+            return 2 * x
+        raise NotImplementedError()
+
+    with pytest.raises(AssertionError, match="after passing the earlier cases") as err:
+        run(half_done)
+    assert not isinstance(err.value, check.ExerciseOpen)
+    assert "still open" not in capsys.readouterr().out
+
+
+def test_a_mutated_params_dict_is_reported():
+    def mutating(x, params):
+        params["w1"] *= 0
+        return __import__("utils.reference").reference.se_forward(x, params)[0]
+
+    with pytest.raises(AssertionError, match="modified argument 2 in place"):
+        check.se_forward(mutating)
+
+
+@pytest.mark.parametrize("name, wrong", [
+    ("se_overhead", lambda b, c, r: np.array([1, 2, 3])),
+    ("orthogonality_penalty", lambda w: np.ones((w.shape[0], w.shape[0]))),
+    ("attention_similarity", lambda m: m @ m.T),
+])
+def test_an_array_where_a_number_is_expected_fails_cleanly(name, wrong):
+    with pytest.raises(AssertionError, match=f"❌ {name}") as err:
+        getattr(check, name)(wrong)
+    assert "Idea:" in str(err.value)
+
+
+def test_every_exercise_has_points_an_idea_and_a_code_hint(capsys):
+    assert len(check.EXERCISES) >= 23
+    for name, spec in check.EXERCISES.items():
+        assert getattr(check, name).__name__ == name
+        assert spec.points >= 1 and len(spec.idea) > 40 and len(spec.hint) > 40, name
+        check.hint(name)
+        assert spec.hint in capsys.readouterr().out
+    with pytest.raises(ValueError, match="name must be one of the course's exercises"):
+        check.hint("sofmax")
+
+
+def test_the_first_message_gives_the_idea_not_the_code():
+    with pytest.raises(AssertionError) as err:
+        check.se_forward(lambda x, p: x)
+    text = str(err.value)
+    spec = check.EXERCISES["se_forward"]
+    assert spec.idea in text and spec.hint not in text
+    assert "check.hint('se_forward')" in text

@@ -1,8 +1,12 @@
-"""Device, seed and fast-mode helpers: the one place each of these is decided.
+"""Device, seed, fast-mode and grading-mode helpers: the one place each of these is decided.
 
 Fast mode is switched on by the environment variable ``ACV_FAST`` (``make test`` sets
 ``ACV_FAST=1``). Unset, empty or ``0`` means full size: the instructive sizes the notebooks
 are committed with.
+
+Grading mode is switched on by ``ACV_GRADING`` (the course's ``nbgrader_config.py`` and
+``python -m utils.grade`` set ``ACV_GRADING=1``; any other grader can set it too). Under
+grading a blank exercise fails its check cell instead of falling back to the reference.
 """
 
 from __future__ import annotations
@@ -16,20 +20,31 @@ from typing import TypeVar
 import numpy as np
 
 FAST_ENV_VAR = "ACV_FAST"
+GRADING_ENV_VAR = "ACV_GRADING"
 T = TypeVar("T")
 
 
-def fast_mode() -> bool:
-    """Return True when the fast (CI) mode is switched on by ``ACV_FAST``."""
-    value = os.environ.get(FAST_ENV_VAR, "").strip().lower()
+def _env_flag(name: str) -> bool:
+    """The on/off switch held by environment variable ``name`` (unset means off)."""
+    value = os.environ.get(name, "").strip().lower()
     if value in ("", "0", "false", "no", "off"):
         return False
     if value in ("1", "true", "yes", "on"):
         return True
     raise ValueError(
-        f"environment variable {FAST_ENV_VAR} must be one of 1/0, true/false, yes/no, on/off; "
+        f"environment variable {name} must be one of 1/0, true/false, yes/no, on/off; "
         f"got {value!r}"
     )
+
+
+def fast_mode() -> bool:
+    """Return True when the fast (CI) mode is switched on by ``ACV_FAST``."""
+    return _env_flag(FAST_ENV_VAR)
+
+
+def grading_mode() -> bool:
+    """Return True when a grader runs the notebook (``ACV_GRADING``): blank exercises fail."""
+    return _env_flag(GRADING_ENV_VAR)
 
 
 def pick(fast: T, full: T) -> T:
