@@ -46,7 +46,7 @@ def test_solution_follows_the_course_layout(path):
     exercises = [i for i, (kind, src, _) in enumerate(all_cells) if BEGIN in src]
     for i in exercises:
         following = all_cells[i + 1][1]
-        assert re.match(r"^(\w+) = check\.\w+\(\1\)$", following.strip()), (
+        assert re.match(r"^(\w+) = check\.\1\(\1\)$", following.strip()), (
             f"{path.name}: exercise cell {i} must be followed by `fn = check.something(fn)`")
 
 
