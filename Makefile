@@ -11,7 +11,7 @@ LAB_ARGS ?=
 ROOT_OK := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: lab test lint student check-student execute lock clean
+.PHONY: lab workspace test test-slow lint student check-student execute grade lock clean
 
 $(STAMP): $(DEPS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, found " + sys.version.split()[0])'
@@ -20,14 +20,23 @@ $(STAMP): $(DEPS)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-## lab: start JupyterLab on the first notebook (extra options: make lab LAB_ARGS="--no-browser")
-lab: $(STAMP)
-	$(BIN)/jupyter lab $(ROOT_OK) --ServerApp.root_dir="$(CURDIR)" $(LAB_ARGS) notebooks/00_start_here.ipynb
+## lab: start JupyterLab on your own copy of notebook 00 in work/ (make lab LAB_ARGS="--no-browser")
+lab: workspace
+	$(BIN)/jupyter lab $(ROOT_OK) --ServerApp.root_dir="$(CURDIR)" \
+	  --LabApp.default_url=/lab/tree/work/00_start_here.ipynb $(LAB_ARGS) work/00_start_here.ipynb
+
+## workspace: copy new notebooks into work/ (your copies); course updates go beside yours
+workspace: $(STAMP)
+	$(BIN)/python -m utils.workspace
 
 ## test: library tests, both editions under nbval in fast mode, lint
 test: $(STAMP)
 	$(BIN)/ruff check utils tests solutions
-	ACV_FAST=1 $(BIN)/python -m pytest -q tests solutions notebooks $(NBVAL)
+	ACV_FAST=1 $(BIN)/python -m pytest -q -m "not slow" tests solutions notebooks $(NBVAL)
+
+## test-slow: the full grading checks (nbgrader and utils.grade on notebooks 00 and 02)
+test-slow: $(STAMP)
+	ACV_FAST=1 $(BIN)/python -m pytest -q -m slow tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check utils tests solutions
@@ -45,6 +54,11 @@ execute: $(STAMP)
 	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=900 "$$nb" || exit 1; \
 	done
 	$(BIN)/python -m utils.student
+
+## grade: grade submissions without nbgrader: make grade SUBMISSIONS="submitted/*/"
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo 'usage: make grade SUBMISSIONS="submitted/*/" [GRADE_ARGS="--timeout 600"]'; exit 2; }
+	$(BIN)/python -m utils.grade $(SUBMISSIONS) $(GRADE_ARGS)
 
 ## lock: re-pin requirements-lock.txt from what is installed in .venv
 lock: $(STAMP)

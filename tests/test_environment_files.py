@@ -57,7 +57,9 @@ def test_environment_yml_lists_the_same_packages_and_ranges_as_pyproject():
 
 
 def test_the_lock_pins_every_dependency_inside_its_range():
-    pip_specs, _ = pyproject_requirements()
+    pip_specs, project = pyproject_requirements()
+    for extra in project.get("optional-dependencies", {}).values():
+        pip_specs |= {canonicalize_name(r.name): r.specifier for r in map(Requirement, extra)}
     pins = lock_pins()
     for name, spec in pip_specs.items():
         assert name in pins, f"{name} is not pinned in requirements-lock.txt"

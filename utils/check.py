@@ -27,7 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from . import counting, datasets, denoising, functional, reference, runtime, saliency
+from . import datasets, functional, reference, runtime
+
+# counting (PyTorch), saliency and denoising (SciPy) are imported by the checkers that use them,
+# so that `from utils import check` stays quick in a fresh kernel.
 
 
 class ExerciseOpen(AssertionError):
@@ -287,6 +290,8 @@ def softmax(fn: Callable) -> Callable:
          "absolute value.")
 def center_surround(fn: Callable) -> Callable:
     """Notebook 01: |center - upsample(surround)| with ``saliency.upsample``."""
+    from . import saliency
+
     rng = np.random.default_rng(1)
     shapes = [((16, 16), (2, 2)), ((32, 24), (4, 3)), ((13, 9), (2, 2)), ((8, 8), (1, 1))]
     cases = [Case((rng.random(c), rng.random(s))) for c, s in shapes]
@@ -305,6 +310,8 @@ def center_surround(fn: Callable) -> Callable:
          "than the global maximum (0 if there are none); (4) multiply by (M - m_bar) ** 2.")
 def normalize_map(fn: Callable) -> Callable:
     """Notebook 01: the map normalisation operator N(.) of Itti, Koch and Niebur (1998)."""
+    from . import saliency
+
     rng = np.random.default_rng(2)
     single_peak = np.zeros((9, 9))
     single_peak[4, 4] = 3.0
@@ -324,6 +331,8 @@ def normalize_map(fn: Callable) -> Callable:
          "np.abs(np.fft.ifft2(np.exp(R + 1j * P))) ** 2.")
 def spectral_residual(fn: Callable) -> Callable:
     """Notebook 01: the spectral residual saliency of Hou and Zhang (2007), before smoothing."""
+    from . import saliency
+
     rng = np.random.default_rng(3)
     cases = [Case((rng.random((64, 64)),)), Case((rng.random((48, 64)),)),
              Case((saliency.search_array("colour", seed=0, size=64)[0].mean(axis=2),))]
@@ -420,6 +429,8 @@ def spatial_attention(fn: Callable) -> Callable:
          "sum over stages of N_s * (2 * C_s * (C_s // r) + C_s // r + C_s).")
 def se_overhead(fn: Callable) -> Callable:
     """Notebook 02: parameters SE adds, ``fn(blocks, channels, reduction)``, biases included."""
+    from . import counting
+
     cases = [Case(((3, 4, 6, 3), (256, 512, 1024, 2048), 16)), Case(((1, 1, 1), (16, 32, 64), 4)),
              Case(((2, 2), (64, 128), 8))]
     return check_exercise(
@@ -452,6 +463,8 @@ def attention_in_box(fn: Callable) -> Callable:
          "np.maximum, divide by h**2, and take np.exp of minus that.")
 def nlmeans_weights(fn: Callable) -> Callable:
     """Notebook 04: NL-means weights ``fn(d2, h, sigma) = exp(-max(d2 - 2 sigma^2, 0) / h^2)``."""
+    from . import denoising
+
     rng = np.random.default_rng(9)
     cases = [Case((rng.random((5, 6)) * 0.05, 0.1, 0.1)), Case((rng.random(20) * 0.2, 0.05, 0.0)),
              Case((np.array([0.0, 0.02, 0.5]), 0.2, 0.1))]

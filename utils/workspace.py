@@ -1,0 +1,90 @@
+"""The learner's workspace ``work/``: their own copies of the student edition.
+
+``make lab`` runs this before JupyterLab starts. It never changes or removes a file in
+``work/``; it only adds:
+
+- a notebook of ``notebooks/`` that ``work/`` does not have yet is copied there;
+- when the course has changed a notebook since it was copied, the learner's file is left as
+  it is and the new version is put beside it as ``<name>.update-<hash>.ipynb``.
+
+``work/.course-versions.json`` records which version of each notebook was handed out.
+``work/`` is ignored by git, so neither ``git pull`` nor any ``make`` target touches it.
+
+    python -m utils.workspace                 # notebooks/ -> work/
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORD = ".course-versions.json"
+
+
+def _create(path: Path, data: bytes) -> bool:
+    """Write a new file; False (and nothing written) if ``path`` already exists."""
+    try:
+        with path.open("xb") as handle:
+            handle.write(data)
+    except FileExistsError:
+        return False
+    return True
+
+
+def sync_workspace(course: Path, work: Path) -> list[str]:
+    """Bring new and updated course notebooks into ``work``; return what to tell the learner."""
+    if not course.is_dir():
+        raise ValueError(f"course must be the folder of the student edition, got {course}")
+    work.mkdir(parents=True, exist_ok=True)
+    record_path = work / RECORD
+    try:
+        record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    except ValueError:
+        record = {}
+    messages = []
+    for source in sorted(course.glob("*.ipynb")):
+        data = source.read_bytes()
+        version = hashlib.sha256(data).hexdigest()
+        mine = work / source.name
+        if _create(mine, data):
+            messages.append(f"new: {mine}")
+        elif record.get(source.name) not in (None, version):
+            update = work / f"{source.stem}.update-{version[:8]}{source.suffix}"
+            _create(update, data)
+            messages.append(f"the course updated {source.name}: your file is unchanged, the new "
+                            f"version is {update}")
+        record[source.name] = version
+    pending = sorted(p.name for p in work.glob("*.update-*.ipynb"))
+    if pending:
+        messages.append("course updates waiting beside your notebooks in "
+                        f"{work}/: {', '.join(pending)} (open them, copy what you need, then "
+                        "delete them)")
+    temporary = record_path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    os.replace(temporary, record_path)
+    return messages
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--course", type=Path, default=ROOT / "notebooks")
+    parser.add_argument("--work", type=Path, default=ROOT / "work")
+    args = parser.parse_args(argv)
+    try:
+        messages = sync_workspace(args.course, args.work)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for message in messages:
+        print(message)
+    print(f"your notebooks are in {args.work}/ (nothing the course runs changes them)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
