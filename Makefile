@@ -31,7 +31,7 @@ workspace: $(STAMP)
 
 ## test: library tests, both editions under nbval in fast mode, lint
 test: $(STAMP)
-	$(BIN)/ruff check utils tests solutions
+	$(BIN)/ruff check utils tests solutions nbgrader_config.py
 	ACV_FAST=1 $(BIN)/python -m pytest -q -m "not slow" tests solutions notebooks $(NBVAL)
 
 ## test-slow: the full grading checks (nbgrader and utils.grade on notebooks 00 and 02)
@@ -39,7 +39,7 @@ test-slow: $(STAMP)
 	ACV_FAST=1 $(BIN)/python -m pytest -q -m slow tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check utils tests solutions
+	$(BIN)/ruff check utils tests solutions nbgrader_config.py
 
 ## student: regenerate notebooks/ (student edition) from solutions/
 student: $(STAMP)

@@ -42,7 +42,14 @@ def test_solution_follows_the_course_layout(path):
     markdown = [src for kind, src, _ in all_cells if kind == "markdown"]
     assert markdown[0].startswith("# ") and "Learning objectives" in markdown[0]
     assert "Prerequisites" in markdown[0]
-    assert "## Summary" in markdown[-1] and "## Check your understanding" in markdown[-1]
+    assert "## Summary" in markdown[-2]
+    questions = markdown[-1]
+    assert questions.startswith("## Check your understanding")
+    numbered = re.findall(r"^\d+\. ", questions, flags=re.M)
+    answers = re.findall(r"^<!-- BEGIN SOLUTION -->\n\*\*Answer\.\*\* \S[^<]*\n"
+                         r"<!-- END SOLUTION -->$", questions, flags=re.M)
+    assert len(numbered) >= 4 and len(answers) == len(numbered), (
+        f"{path.name}: every question needs a worked answer in a solution region")
     exercises = [i for i, (kind, src, _) in enumerate(all_cells) if BEGIN in src]
     for i in exercises:
         following = all_cells[i + 1][1]

@@ -160,11 +160,12 @@ def compare(got: Any, expected: Any, *, name: str = "output", rtol: float = 1e-7
     return float(err.max(initial=0.0))
 
 
-def _use_reference_from_here_on(title: str, learner: Callable, fallback: Callable) -> None:
+def _use_reference_from_here_on(title: str, learner: Callable, fallback: Callable) -> bool:
     """Bind the notebook's name ``title`` to ``fallback`` where it still names ``learner``.
 
     The caller is the notebook's check cell (the first frame outside this module); only an
     interactive namespace (``__main__``) is touched, and only the exercise's own name.
+    Returns whether the name was rebound.
     """
     frame = inspect.currentframe()
     try:
@@ -173,6 +174,8 @@ def _use_reference_from_here_on(title: str, learner: Callable, fallback: Callabl
         if frame is not None and frame.f_globals.get("__name__") == "__main__" and (
                 frame.f_globals.get(title) is learner):
             frame.f_globals[title] = fallback
+            return True
+        return False
     finally:
         del frame
 
@@ -194,11 +197,11 @@ def check_exercise(learner: Callable, reference: Callable, cases: Sequence[Case]
         idea = spec.idea
 
     def wrong(where: str, what: str) -> AssertionError:
-        _use_reference_from_here_on(title, learner, reference)
+        rebound = _use_reference_from_here_on(title, learner, reference)
         more = f" For the code-level hint run check.hint({title!r})." if spec else ""
-        return AssertionError(
-            f"❌ {title} ({where}): {what}\nIdea: {idea}{more}\n(Until this check passes, the "
-            f"rest of the notebook uses the reference {title}.)")
+        after = (f"\n(Until this check passes, the rest of the notebook uses the reference "
+                 f"{title}.)" if rebound else "")
+        return AssertionError(f"❌ {title} ({where}): {what}\nIdea: {idea}{more}{after}")
 
     worst = 0.0
     for number, case in enumerate(cases, start=1):
