@@ -120,7 +120,7 @@ def test_interaction_checkers(name, correct):
         out = correct(*args)
         return (out[0] * 1.01, out[1]) if isinstance(out, tuple) else out * 1.01 + 0.01
 
-    with pytest.raises(AssertionError, match="Hint:"):
+    with pytest.raises(AssertionError, match="Idea:"):
         checker(wrong)
 
 

@@ -137,7 +137,7 @@ def test_memory_wall_measures_and_counts():
 def test_nonlocal_checkers(name, reference_fn):
     checker = getattr(check, name)
     assert checker(reference_fn) is reference_fn
-    with pytest.raises(AssertionError, match="Hint:"):
+    with pytest.raises(AssertionError, match="Idea:"):
         checker(lambda *args: reference_fn(*args) * 1.01 + 0.01)
 
 
