@@ -185,12 +185,18 @@ def grade_rows(tmp_path: Path, course_dir: Path, submissions: list[Path],
         return list(csv.DictReader(handle))
 
 
-def test_the_grading_command_grades_and_survives_broken_notebooks(tmp_path):
+def quiz_course(tmp_path: Path) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode, Path]:
+    """The quiz's solution and student edition, and a course folder holding the latter."""
     solution = quiz_solution()
+    student = student_notebook(solution, "quiz")
     course_dir = tmp_path / "course"
     course_dir.mkdir()
-    student = student_notebook(solution, "quiz")
     nbformat.write(student, course_dir / "00_quiz.ipynb")
+    return solution, student, course_dir
+
+
+def test_the_grading_command_grades_and_survives_broken_notebooks(tmp_path):
+    solution, student, course_dir = quiz_course(tmp_path)
     folders = []
     for who, choice in QUIZ_SUBMISSIONS.items():
         (tmp_path / who).mkdir()
@@ -232,11 +238,7 @@ def test_the_grading_command_grades_and_survives_broken_notebooks(tmp_path):
 
 
 def test_the_grading_command_restores_check_cells_a_learner_changed(tmp_path):
-    solution = quiz_solution()
-    course_dir = tmp_path / "course"
-    course_dir.mkdir()
-    student = student_notebook(solution, "quiz")
-    nbformat.write(student, course_dir / "00_quiz.ipynb")
+    solution, student, course_dir = quiz_course(tmp_path)
     cheat = answer(student, solution, {})
     for cell in cheat.cells:
         if cell.metadata["nbgrader"]["grade"]:
