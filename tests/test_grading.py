@@ -114,7 +114,8 @@ def make_course(tmp_path: Path, notebooks: dict[str, nbformat.NotebookNode]) -> 
 
 def autograde(course: Path, submissions: dict[str, dict[str, nbformat.NotebookNode]]
               ) -> dict[str, dict[str, float]]:
-    """Autograde with nbgrader; return the score of every grade cell of every student."""
+    """Autograde with nbgrader; return every student's score on every check cell (the answers
+    to the questions are manually graded and worth 0 points)."""
     from nbgrader.api import Gradebook
 
     for student, notebooks in submissions.items():
@@ -126,7 +127,9 @@ def autograde(course: Path, submissions: dict[str, dict[str, nbformat.NotebookNo
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         for student in submissions:
             submission = gradebook.find_submission("ps1", student)
-            scores[student] = {g.name: g.score for nb in submission.notebooks for g in nb.grades}
+            grades = [g for nb in submission.notebooks for g in nb.grades]
+            assert all(g.max_score == 0 for g in grades if not g.name.startswith("check_"))
+            scores[student] = {g.name: g.score for g in grades if g.name.startswith("check_")}
     return scores
 
 
