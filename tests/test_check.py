@@ -287,3 +287,11 @@ def test_the_first_message_gives_the_idea_not_the_code():
     spec = check.EXERCISES["se_forward"]
     assert spec.idea in text and spec.hint not in text
     assert "check.hint('se_forward')" in text
+
+
+def test_a_params_dict_is_described_by_shapes_not_numbers():
+    with pytest.raises(AssertionError) as err:
+        check.se_forward(lambda x, p: x)
+    first = str(err.value).splitlines()[0]
+    assert "{'w1': array(2, 8), 'b1': array(2,), 'w2': array(8, 2), 'b2': array(8,)}" in first
+    assert len(first) < 300

@@ -81,6 +81,8 @@ class Case:
         def short(v: Any) -> str:
             if isinstance(v, np.ndarray):
                 return f"array{v.shape}"
+            if isinstance(v, dict):  # parameter dicts: names and shapes, not every number
+                return "{" + ", ".join(f"{k!r}: {short(x)}" for k, x in v.items()) + "}"
             return repr(v)
 
         parts = [short(a) for a in self.args] + [f"{k}={short(v)}" for k, v in self.kwargs.items()]
