@@ -240,7 +240,7 @@ def test_the_grading_command_grades_and_survives_broken_notebooks(tmp_path):
     assert "| right | 00_quiz.ipynb | softmax | ✅ |" in markdown
 
 
-def test_the_grading_command_restores_check_cells_a_learner_changed(tmp_path):
+def test_the_grading_command_cannot_be_talked_into_points(tmp_path):
     solution, student, course_dir = quiz_course(tmp_path)
     cheat = answer(student, solution, {})
     for cell in cheat.cells:
@@ -250,8 +250,18 @@ def test_the_grading_command_restores_check_cells_a_learner_changed(tmp_path):
                    != "check_se_overhead"]
     (tmp_path / "cheat").mkdir()
     nbformat.write(cheat, tmp_path / "cheat" / "00_quiz.ipynb")
-    rows = grade_rows(tmp_path, course_dir, [tmp_path / "cheat"])
-    assert [r["status"] for r in rows] == ["⏳"] * len(QUIZ_EXERCISES)
+    switch = answer(student, solution, {})
+    switch.cells.insert(2, nbformat.v4.new_code_cell(
+        "import os\nos.environ['ACV_GRADING'] = '0'", metadata={}))
+    (tmp_path / "switch").mkdir()
+    nbformat.write(switch, tmp_path / "switch" / "00_quiz.ipynb")
+    nbformat.write(answer(student, solution, dict.fromkeys(QUIZ_EXERCISES, "right")),
+                   tmp_path / "switch" / "00_quiz.update-0123abcd.ipynb")
+    rows = grade_rows(tmp_path, course_dir, [tmp_path / "cheat", tmp_path / "switch"])
+    assert [(r["submission"], r["status"], r["points"]) for r in rows] == (
+        [("cheat", "⏳", "0")] * len(QUIZ_EXERCISES) + [("switch", "⏳", "0")] * len(
+            QUIZ_EXERCISES)), "restored check cells, no verdict without ✅, copies skipped"
+    assert "printed no ✅ verdict" in rows[-1]["message"]
 
 
 def test_the_grading_command_refuses_bad_arguments_clearly(tmp_path, capsys):

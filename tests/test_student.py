@@ -94,7 +94,7 @@ def make_course(tmp_path):
 def test_sync_writes_stamps_checks_and_removes_its_own_stale_notebooks(tmp_path):
     src, dst, work = make_course(tmp_path)
     assert sync(src, dst, check=True, rescue_dir=work) == [
-        f"{src / 'a.ipynb'}: nbgrader metadata out of date", f"{dst / 'a.ipynb'}: missing"]
+        f"{src / 'a.ipynb'}: nbgrader metadata or format out of date", f"{dst / 'a.ipynb'}: missing"]
     assert sync(src, dst, rescue_dir=work) == []
     assert "nbgrader" in json.loads((src / "a.ipynb").read_text())["cells"][1]["metadata"]
     assert sync(src, dst, check=True, rescue_dir=work) == []

@@ -14,8 +14,11 @@ only the learner's exercise cells and own extra cells count. One row per exercis
     submission, notebook, exercise, status (✅ right, ⏳ blank, ❌ wrong), message, points,
     max_points
 
-A notebook that is not valid JSON, crashes its kernel or runs past the time limit gets its
-rows with the reason, and grading goes on. The table is written as CSV and Markdown.
+A check cell earns its points only when it runs without error and prints the checker's ✅
+verdict. A notebook that is not valid JSON, crashes its kernel or runs past the time limit
+gets its rows with the reason, and grading goes on. In a folder, the course's own copies
+beside a learner's notebooks (``*.update-*``, ``*.rescued-*``) are skipped. The table is
+written as CSV and Markdown.
 
     python -m utils.grade submitted/*/ --csv grades.csv --markdown grades.md
 """
@@ -42,6 +45,7 @@ COURSE = Path(__file__).resolve().parents[1] / "notebooks"
 STATUS = {"right": "✅", "blank": "⏳", "wrong": "❌"}
 MESSAGE_CHARS = 300
 WHOLE_NOTEBOOK = "(notebook)"
+COPIES = re.compile(r"\.(update|rescued)-[^.]*\.ipynb$")  # what the course puts beside them
 
 
 @dataclass
@@ -147,10 +151,16 @@ def verdicts(executed: nbformat.NotebookNode, checks: list[Check],
         elif errors:
             error = errors[0]
             out.append(("❌", _first_line(f"{error.ename}: {error.evalue}"), 0))
-        else:
+        else:  # ran without error: only the checker's own verdict line counts
             text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
-            passed = [line for line in text.splitlines() if line.startswith("✅")]
-            out.append(("✅", _first_line(passed[-1] if passed else "passed"), check.points))
+            lines = text.splitlines()
+            passed = [line for line in lines if line.startswith(f"✅ {check.exercise}: ")]
+            if passed:
+                out.append(("✅", _first_line(passed[-1]), check.points))
+            else:
+                out.append(("⏳" if any(line.startswith("⏳") for line in lines) else "❌",
+                            "the check cell did not pass (it printed no ✅ verdict: "
+                            "was grading mode switched off?)", 0))
     return out
 
 
@@ -212,7 +222,8 @@ def find_notebooks(submissions: list[Path]) -> list[tuple[str, Path]]:
     for item in submissions:
         if item.is_dir():
             notebooks = sorted(p for p in item.rglob("*.ipynb")
-                               if ".ipynb_checkpoints" not in p.parts)
+                               if ".ipynb_checkpoints" not in p.parts
+                               and not COPIES.search(p.name))
             found += [(item.resolve().name, p) for p in notebooks]
         else:
             found.append((item.resolve().parent.name, item))

@@ -217,7 +217,7 @@ def sync(src: Path, dst: Path, check: bool = False,
         stamped = _text(with_grading_metadata(nb, path.name))
         if stamped != text:
             if check:
-                problems.append(f"{path}: nbgrader metadata out of date")
+                problems.append(f"{path}: nbgrader metadata or format out of date")
             else:
                 path.write_text(stamped)
         wanted[path.name] = _text(student_notebook(nb, name=path.name))
