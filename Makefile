@@ -18,6 +18,11 @@ $(STAMP): $(DEPS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-lock.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@# nbgrader is installed for teachers and the tests; its panels stay out of a learner's JupyterLab
+	@$(BIN)/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader >/dev/null 2>&1
+	@for e in formgrader validate_assignment assignment_list course_list; do \
+	  $(BIN)/jupyter server extension disable --sys-prefix nbgrader.server_extensions.$$e >/dev/null 2>&1 || exit 1; \
+	done
 	@touch $(STAMP)
 
 ## lab: start JupyterLab on your own copy of notebook 00 in work/ (make lab LAB_ARGS="--no-browser")
@@ -31,7 +36,7 @@ workspace: $(STAMP)
 
 ## test: library tests, both editions under nbval in fast mode, lint
 test: $(STAMP)
-	$(BIN)/ruff check utils tests solutions nbgrader_config.py
+	$(BIN)/ruff check utils tests solutions grading
 	ACV_FAST=1 $(BIN)/python -m pytest -q -m "not slow" tests solutions notebooks $(NBVAL)
 
 ## test-slow: the full grading checks (nbgrader and utils.grade on notebooks 00 and 02)
@@ -39,7 +44,7 @@ test-slow: $(STAMP)
 	ACV_FAST=1 $(BIN)/python -m pytest -q -m slow tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check utils tests solutions nbgrader_config.py
+	$(BIN)/ruff check utils tests solutions grading
 
 ## student: regenerate notebooks/ (student edition) from solutions/
 student: $(STAMP)

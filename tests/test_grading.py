@@ -106,7 +106,7 @@ def without_nbgrader_additions(nb: dict) -> dict:
 def make_course(tmp_path: Path, notebooks: dict[str, nbformat.NotebookNode]) -> Path:
     course = tmp_path / "course"
     (course / "source" / "ps1").mkdir(parents=True)
-    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copy(ROOT / "grading" / "nbgrader_config.py", course)
     for name, nb in notebooks.items():
         nbformat.write(nb, course / "source" / "ps1" / name)
     return course

@@ -4,7 +4,7 @@ Fast mode is switched on by the environment variable ``ACV_FAST`` (``make test``
 ``ACV_FAST=1``). Unset, empty or ``0`` means full size: the instructive sizes the notebooks
 are committed with.
 
-Grading mode is switched on by ``ACV_GRADING`` (the course's ``nbgrader_config.py`` and
+Grading mode is switched on by ``ACV_GRADING`` (``grading/nbgrader_config.py`` and
 ``python -m utils.grade`` set ``ACV_GRADING=1``; any other grader can set it too). Under
 grading a blank exercise fails its check cell instead of falling back to the reference.
 """
