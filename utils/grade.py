@@ -42,7 +42,6 @@ import nbformat
 from .student import CHECK_CELL
 
 COURSE = Path(__file__).resolve().parents[1] / "notebooks"
-STATUS = {"right": "✅", "blank": "⏳", "wrong": "❌"}
 MESSAGE_CHARS = 300
 WHOLE_NOTEBOOK = "(notebook)"
 COPIES = re.compile(r"\.(update|rescued)-[^.]*\.ipynb$")  # what the course puts beside them
