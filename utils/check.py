@@ -93,13 +93,50 @@ def _index_text(flat_index: int, shape: tuple[int, ...]) -> str:
     return str(tuple(int(i) for i in np.unravel_index(flat_index, shape))) if shape else "()"
 
 
+def _is_tensor(value: Any) -> bool:
+    return type(value).__module__.split(".")[0] == "torch" and hasattr(value, "detach")
+
+
+def _kind(value: Any) -> str:
+    """A short description of a value's type and shape, for messages."""
+    if isinstance(value, np.ndarray) or _is_tensor(value):
+        return (f"{'a torch.Tensor' if _is_tensor(value) else 'an array'} of shape "
+                f"{tuple(value.shape)}")
+    if value is None:
+        return "None (did you forget to return the result?)"
+    return f"a {type(value).__name__}"
+
+
+def _is_integral(value: Any) -> bool:
+    """Whether a number (or 0-d array or tensor) has an integer type."""
+    if isinstance(value, int | np.integer):
+        return True
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and not getattr(dtype, "is_floating_point", False) and (
+        _is_tensor(value) or np.issubdtype(dtype, np.integer))
+
+
+def _as_number(value: Any) -> float | None:
+    """A real number from a Python or NumPy number, or a 0-d array or tensor; else None."""
+    if isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    if (isinstance(value, np.ndarray) or _is_tensor(value)) and value.ndim == 0:
+        number = value.item()
+        return float(number) if isinstance(number, int | float) and not isinstance(
+            number, bool) else None
+    return None
+
+
 def compare(got: Any, expected: Any, *, name: str = "output", rtol: float = 1e-7,
             atol: float = 1e-10) -> float:
     """Raise ``AssertionError`` describing the first way ``got`` differs from ``expected``.
 
     Arrays are compared by type, shape, dtype, non-finite values and then elementwise with
     ``|got - expected| <= atol + rtol * |expected|``. Tuples and lists are compared item by
-    item. Returns the largest absolute error found (0.0 for exact matches).
+    item. A number may be answered by a 0-d array or tensor. Returns the largest absolute
+    error found (0.0 for exact matches).
     """
     if isinstance(expected, dict):
         if not isinstance(got, dict) or set(got) != set(expected):
@@ -117,13 +154,28 @@ def compare(got: Any, expected: Any, *, name: str = "output", rtol: float = 1e-7
         return max((compare(g, e, name=f"{name}[{i}]", rtol=rtol, atol=atol)
                     for i, (g, e) in enumerate(zip(got, expected, strict=True))), default=0.0)
     if not isinstance(expected, np.ndarray):
-        if isinstance(expected, float | int | np.number) and isinstance(
-                got, float | int | np.number) and not isinstance(got, bool):
-            got, expected = np.asarray(got, dtype=float), np.asarray(expected, dtype=float)
-        elif got != expected:
+        if isinstance(expected, float | int | np.number) and not isinstance(expected, bool):
+            number = _as_number(got)
+            if number is None:
+                raise AssertionError(
+                    f"{name}: expected a number like {expected!r}, got {_kind(got)}"
+                    + (" (did you forget to sum or to take .item()?)"
+                       if getattr(got, "ndim", 0) else ""))
+            if isinstance(expected, int | np.integer) and not _is_integral(got):
+                raise AssertionError(f"{name}: expected an integer like {expected!r}, got "
+                                     f"{_kind(got)} {number!r} (use int(...) or //)")
+            got, expected = np.asarray(number, dtype=float), np.asarray(expected, dtype=float)
+        elif type(got) is not type(expected) or got != expected:
             raise AssertionError(f"{name}: expected {expected!r}, got {got!r}")
         else:
             return 0.0
+    if _is_tensor(got):
+        raise AssertionError(f"{name}: expected a numpy array of shape {expected.shape}, got "
+                             f"{_kind(got)}; this exercise is NumPy (use np.* functions, or "
+                             ".numpy() on the result)")
+    if isinstance(got, np.matrix):
+        raise AssertionError(f"{name}: expected a plain numpy array, got an np.matrix (whose * "
+                             "and ** mean matrix products); build it with np.array instead")
     if not isinstance(got, np.ndarray):
         raise AssertionError(
             f"{name}: expected a numpy array of shape {expected.shape}, got {type(got).__name__}"
@@ -339,9 +391,11 @@ def normalize_map(fn: Callable) -> Callable:
     rng = np.random.default_rng(2)
     single_peak = np.zeros((9, 9))
     single_peak[4, 4] = 3.0
+    ripple = 0.03 * rng.random((16, 16))      # one peak on a rippled background: the case
+    ripple[8, 8] = 1.0                         # that the M / 10 floor on peaks is there for
     cases = [Case((rng.random((12, 12)),)), Case((rng.random((7, 10)) * 50 - 20,)),
              Case((rng.random((16, 16)),), {"M": 10.0}), Case((single_peak,)),
-             Case((np.full((5, 5), 0.3),))]
+             Case((np.full((5, 5), 0.3),)), Case((ripple,))]
     return check_exercise(
         fn, saliency.normalize_map, cases, title="normalize_map")
 
@@ -655,7 +709,9 @@ def gc_context(fn: Callable) -> Callable:
     rng = np.random.default_rng(18)
     cases = [Case((rng.normal(size=(2, 5, 3, 4)), rng.normal(size=5), 0.3)),
              Case((rng.normal(size=(1, 3, 2, 2)) * 30, rng.normal(size=3), -2.0)),
-             Case((rng.normal(size=(1, 4, 5, 1)), np.zeros(4), 0.0))]
+             Case((rng.normal(size=(1, 4, 5, 1)), np.zeros(4), 0.0)),
+             Case((np.full((1, 2, 2, 2), 40.0) * [[[[1.0]], [[0.5]]]],  # scores near 1,000:
+                   np.array([20.0, 2.0]), 1.0))]                      # exp overflows unshifted
     return check_exercise(
         fn, reference.gc_context, cases, title="gc_context", rtol=1e-6, atol=1e-9)
 

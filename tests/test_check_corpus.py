@@ -1,0 +1,466 @@
+"""Every checker against a corpus of plausible learner bugs and correct alternatives.
+
+Each wrong answer is a mistake a learner is likely to make; each must be rejected with an
+AssertionError that names the exercise and the test case. Each correct alternative is a
+different, right implementation and must be accepted.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.special
+import torch
+from scipy import ndimage
+
+from utils import check, counting, datasets, denoising, functional, reference, saliency
+
+R = reference
+
+
+def softmax_last(x, axis=-1):
+    return functional.softmax(x, axis=axis)
+
+
+def _se(x, p, pool=np.mean, gate=functional.sigmoid, relu=True, bias=True):
+    z = pool(x, axis=(2, 3))
+    h = z @ p["w1"].T + (p["b1"] if bias else 0)
+    a = np.maximum(h, 0) if relu else h
+    s = gate(a @ p["w2"].T + (p["b2"] if bias else 0))
+    return x * s[:, :, None, None]
+
+
+def _torch_se(x, p):
+    t = {k: torch.tensor(v) for k, v in p.items()}
+    xt = torch.tensor(x)
+    s = torch.sigmoid(torch.relu(xt.mean((2, 3)) @ t["w1"].T + t["b1"]) @ t["w2"].T + t["b2"])
+    return (xt * s[:, :, None, None]).numpy()
+
+
+def _torch_se_backward(dout, x, p):
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in p.items()}
+    xt = torch.tensor(x, requires_grad=True)
+    s = torch.sigmoid(torch.relu(xt.mean((2, 3)) @ t["w1"].T + t["b1"]) @ t["w2"].T + t["b2"])
+    (xt * s[:, :, None, None] * torch.tensor(dout)).sum().backward()
+    return xt.grad.numpy(), {k: v.grad.numpy() for k, v in t.items()}
+
+
+def _se_backward_with(dout, x, p, change):
+    dx, grads = R.se_backward(dout, R.se_forward(x, p)[1])
+    return change(dx, dict(grads), x)
+
+
+def _cbam_channel(x, p, pools=(np.mean, np.max), combine="sum"):
+    def mlp(z):
+        return np.maximum(z @ p["w1"].T + p["b1"], 0) @ p["w2"].T + p["b2"]
+    outs = [mlp(pool(x, axis=(2, 3))) for pool in pools]
+    if combine == "sum":
+        s = functional.sigmoid(sum(outs))
+    else:
+        s = sum(functional.sigmoid(o) for o in outs) / len(outs)
+    return x * s[:, :, None, None]
+
+
+def _spatial(x, p, order=("mean", "max"), gate=functional.sigmoid):
+    pools = {"mean": x.mean(axis=1), "max": x.max(axis=1), "sum": x.sum(axis=1)}
+    pooled = np.stack([pools[o] for o in order], axis=1)
+    logits, _ = R.conv2d_same(pooled, p["w"], p["b"])
+    return x * gate(logits[:, 0])[:, None]
+
+
+def _torch_spatial(x, p):
+    xt = torch.tensor(x)
+    pooled = torch.stack([xt.mean(1), xt.amax(1)], 1)
+    k = p["w"].shape[-1]
+    logits = torch.nn.functional.conv2d(pooled, torch.tensor(p["w"]), torch.tensor(p["b"]),
+                                        padding=k // 2)
+    return (xt * torch.sigmoid(logits)).numpy()
+
+
+def _normalize(m, M=1.0, floor=0.1, drop_max=True, square=True, rescale=True):
+    lo, span = m.min(), np.ptp(m)
+    if rescale:
+        scaled = (m - lo) / span * M if span > saliency.FLAT_SPAN else np.zeros_like(m)
+    else:
+        scaled = m.copy()
+    peaks = np.sort(scaled[saliency.local_maxima(scaled, threshold=floor * M)])
+    if drop_max:
+        peaks = peaks[:-1]
+    m_bar = peaks.mean() if peaks.size else 0.0
+    return scaled * ((M - m_bar) ** 2 if square else (M - m_bar))
+
+
+def _spectral(image, size=3, mode="wrap", log=True, square=True):
+    f = np.fft.fft2(image)
+    amp = np.abs(f)
+    la = np.log(amp + 1e-12) if log else amp
+    resid = la - ndimage.uniform_filter(la, size=size, mode=mode)
+    out = np.abs(np.fft.ifft2(np.exp(resid + 1j * np.angle(f))))
+    return out ** 2 if square else out
+
+
+def _overhead(blocks, channels, r, biases=True, both=True):
+    total = 0
+    for n, c in zip(blocks, channels, strict=True):
+        per = c * (c // r) * (2 if both else 1) + ((c // r + c) if biases else 0)
+        total += n * per
+    return total
+
+
+def _in_box(maps, boxes, size, normalise=True, scale=True):
+    shape = maps.shape[1:]
+    mask = datasets.box_mask(boxes, shape, size if scale else shape[0])
+    inside = (maps * mask).sum(axis=(1, 2))
+    return inside / maps.sum(axis=(1, 2)) if normalise else inside
+
+
+def _embedded(t, p, g, axis=-1, scale=1.0, stable=True):
+    scores = t @ p.transpose(0, 2, 1) * scale
+    if stable:
+        f = functional.softmax(scores, axis=axis)
+    else:
+        e = np.exp(scores)
+        f = e / e.sum(axis=axis, keepdims=True)
+    return f @ g
+
+
+def _pca(x, k, centre=True, ddof=1, order="desc", signs=True):
+    xc = x - x.mean(axis=0) if centre else x
+    values, vectors = np.linalg.eigh(xc.T @ xc / (len(x) - ddof))
+    idx = np.argsort(values)[::-1][:k] if order == "desc" else np.arange(k)
+    comps = vectors[:, idx].T
+    return (R.fix_signs(comps) if signs else comps), values[idx]
+
+
+def _svd_pca(x, k):
+    xc = x - x.mean(axis=0)
+    _, sv, vt = np.linalg.svd(xc, full_matrices=False)
+    return R.fix_signs(vt[:k]), (sv[:k] ** 2) / (len(x) - 1)
+
+
+def _ortho(w, normalise=True, diagonal=False, power=2):
+    u = w / np.linalg.norm(w, axis=1, keepdims=True) if normalise else w
+    gram = u @ u.T
+    off = gram if diagonal else gram - np.diag(np.diag(gram))
+    return float((np.abs(off) ** power).sum())
+
+
+def _torch_ortho(w):
+    u = torch.nn.functional.normalize(torch.tensor(w), dim=1)
+    gram = u @ u.T
+    return ((gram - torch.eye(len(w), dtype=gram.dtype)) ** 2).sum()   # a 0-d tensor
+
+
+def _ia(x, w, b, axis=-1, gate="softmax", bias=True):
+    flat = x.reshape(x.shape[0], x.shape[1], -1)
+    scores = np.einsum("kc,bcn->bkn", w, flat) + (b[None, :, None] if bias else 0)
+    maps = functional.softmax(scores, axis=axis) if gate == "softmax" else functional.sigmoid(
+        scores)
+    return maps @ flat.transpose(0, 2, 1)
+
+
+def _ia_loop(x, w, b):
+    flat = x.reshape(x.shape[0], x.shape[1], -1)
+    out = np.zeros((x.shape[0], w.shape[0], x.shape[1]))
+    for i in range(x.shape[0]):
+        for k in range(w.shape[0]):
+            a = scipy.special.softmax(w[k] @ flat[i] + b[k])
+            out[i, k] = flat[i] @ a
+    return out
+
+
+def _mask_kron(t, h, w, a):
+    hw = h * w
+    if a == "space":
+        return np.kron(np.eye(t), np.ones((hw, hw))).astype(bool)
+    if a == "time":
+        return np.kron(np.ones((t, t)), np.eye(hw)).astype(bool)
+    return np.ones((t * hw, t * hw), dtype=bool)
+
+
+def _similarity(m, diagonal=False, normalise=True, denominator="pairs"):
+    u = m / np.linalg.norm(m, axis=1, keepdims=True) if normalise else m
+    gram = u @ u.T
+    n = len(m)
+    total = gram.sum() if diagonal else gram.sum() - np.trace(gram)
+    return float(total / (n * (n - 1) if denominator == "pairs" else n * n))
+
+
+def _top(weights, shape, k, order=-1, stack_axis=1):
+    idx = np.argsort(order * weights, kind="stable")[:k]
+    return np.stack(np.unravel_index(idx, shape), axis=stack_axis)
+
+
+def _gc(x, w_k, b_k, stable=True, axis=-1, bias=True):
+    flat = x.reshape(x.shape[0], x.shape[1], -1)
+    scores = np.einsum("c,bcn->bn", w_k, flat) + (b_k if bias else 0.0)
+    if stable:
+        a = functional.softmax(scores, axis=axis)
+    else:
+        e = np.exp(scores)
+        a = e / e.sum(axis=axis, keepdims=True)
+    return np.einsum("bcn,bn->bc", flat, a), a
+
+
+def _eca_k(c, gamma=2, b=1, how="code"):
+    t = (math.log2(c) + b) / gamma
+    if how == "round":
+        return int(round(t))
+    if how == "nearest_odd":
+        k = int(round(t))
+        return k if k % 2 else k + 1 if t > k else k - 1
+    if how == "natural_log":
+        t = (math.log(c) + b) / gamma
+    t = int(abs(t)) if how != "no_abs" else int(t)
+    if how == "even_down":
+        return t if t % 2 else t - 1
+    if how == "no_odd":
+        return t
+    return t if t % 2 else t + 1
+
+
+def _eca(x, w, flip=False, gate=True, pad="same"):
+    y = x.mean(axis=(2, 3))
+    k = len(w)
+    kernel = w[::-1] if flip else w
+    if pad == "same":
+        padded = np.pad(y, ((0, 0), (k // 2, k // 2)))
+    else:
+        padded = np.pad(y, ((0, 0), (k - 1, 0)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, k, axis=1)
+    out = windows @ kernel
+    return functional.sigmoid(out) if gate else out
+
+
+CORPUS = {
+    "softmax": (
+        [lambda x, axis=-1: scipy.special.softmax(x, axis=axis),
+         lambda x, axis=-1: np.exp(x - scipy.special.logsumexp(x, axis=axis, keepdims=True))],
+        [lambda x, axis=-1: np.exp(x) / np.exp(x).sum(axis=axis, keepdims=True),
+         lambda x, axis=-1: np.exp(x - x.max()) / np.exp(x - x.max()).sum(axis=axis,
+                                                                           keepdims=True),
+         lambda x, axis=-1: functional.softmax(x, axis=-1),
+         lambda x, axis=-1: np.exp(x - x.max(axis=axis, keepdims=True)),
+         lambda x, axis=-1: np.exp(x - x.max()) / np.exp(x - x.max()).sum(),
+         lambda x, axis=-1: functional.softmax(x, axis=axis).astype(np.float32)]),
+    "center_surround": (
+        [lambda c, s: np.abs(saliency.upsample(s, c.shape) - c)],
+        [lambda c, s: c - saliency.upsample(s, c.shape),
+         lambda c, s: (c - saliency.upsample(s, c.shape)) ** 2,
+         lambda c, s: np.abs(c - np.resize(s, c.shape)),
+         lambda c, s: np.abs(c - s.mean()),
+         lambda c, s: np.abs(c - saliency.upsample(s, c.shape)).mean()]),
+    "normalize_map": (
+        [lambda m, M=1.0: _normalize(m, M)],
+        [lambda m, M=1.0: _normalize(m, M, floor=0.0),
+         lambda m, M=1.0: _normalize(m, M, drop_max=False),
+         lambda m, M=1.0: _normalize(m, M, square=False),
+         lambda m, M=1.0: _normalize(m, M, rescale=False),
+         lambda m, M=1.0: _normalize(m, 1.0)]),
+    "spectral_residual": (
+        [lambda im: _spectral(im)],
+        [lambda im: _spectral(im, log=False), lambda im: _spectral(im, square=False),
+         lambda im: _spectral(im, size=5), lambda im: _spectral(im, mode="reflect"),
+         lambda im: np.abs(np.fft.ifft2(np.exp(np.log(np.abs(np.fft.fft2(im)) + 1e-12)))) ** 2]),
+    "se_forward": (
+        [_torch_se, lambda x, p: x * functional.sigmoid(
+            np.maximum(np.einsum("bc,rc->br", x.mean((2, 3)), p["w1"]) + p["b1"], 0)
+            @ p["w2"].T + p["b2"])[..., None, None]],
+        [lambda x, p: _se(x, p, pool=np.max), lambda x, p: _se(x, p, gate=lambda a: a),
+         lambda x, p: _se(x, p, gate=lambda a: functional.softmax(a, axis=1)),
+         lambda x, p: _se(x, p, bias=False), lambda x, p: _se(x, p, relu=False),
+         lambda x, p: _se(x, p, pool=np.sum)]),
+    "se_backward": (
+        [_torch_se_backward],
+        [lambda d, x, p: _se_backward_with(d, x, p, lambda dx, g, x_: (
+            d * R.se_forward(x_, p)[1]["s"][:, :, None, None], g)),
+         lambda d, x, p: _se_backward_with(d, x, p, lambda dx, g, x_: (
+            dx, dict(g, w1=g["w1"].T))),
+         lambda d, x, p: _se_backward_with(d, x, p, lambda dx, g, x_: (
+            dx, dict(g, b1=g["b1"] * 2))),
+         lambda d, x, p: _se_backward_with(d, x, p, lambda dx, g, x_: (dx * 1.0001, g)),
+         lambda d, x, p: _se_backward_with(d, x, p, lambda dx, g, x_: (
+            dx, {k: v for k, v in g.items() if k != "b2"})),
+         lambda d, x, p: _se_backward_with(d, x, p, lambda dx, g, x_: (g, dx))]),
+    "channel_attention": (
+        [lambda x, p: x * functional.sigmoid(
+            (np.maximum(np.stack([x.mean((2, 3)), x.max((2, 3))]) @ p["w1"].T + p["b1"], 0)
+             @ p["w2"].T + p["b2"]).sum(0))[..., None, None]],
+        [lambda x, p: _cbam_channel(x, p, pools=(np.mean,)),
+         lambda x, p: _cbam_channel(x, p, pools=(np.max,)),
+         lambda x, p: _cbam_channel(x, p, combine="mean_of_gates"),
+         lambda x, p: _se(x, p),
+         lambda x, p: _cbam_channel(x, p, pools=(np.mean, np.min))]),
+    "spatial_attention": (
+        [_torch_spatial],
+        [lambda x, p: _spatial(x, p, order=("max", "mean")),
+         lambda x, p: _spatial(x, p, gate=lambda a: a),
+         lambda x, p: _spatial(x, p, order=("sum", "max")),
+         lambda x, p: _spatial(x, p, order=("mean", "mean")),
+         lambda x, p: _spatial(x, p, gate=lambda a: functional.softmax(a, axis=-1))]),
+    "se_overhead": (
+        [lambda b, c, r: int(sum(n * (2 * ci * (ci // r) + ci // r + ci)
+                                 for n, ci in zip(b, c, strict=True)))],
+        [lambda b, c, r: _overhead(b, c, r, biases=False),
+         lambda b, c, r: _overhead(b, c, r, both=False),
+         lambda b, c, r: _overhead((1,) * len(b), c, r),
+         lambda b, c, r: sum(2 * ci * ci / r for ci in c),
+         lambda b, c, r: np.array([_overhead((n,), (ci,), r) for n, ci in zip(b, c,
+                                                                               strict=True)]),
+         lambda b, c, r: None]),
+    "attention_in_box": (
+        [lambda m, b, s: np.array([_in_box(m[i:i + 1], b[i:i + 1], s)[0]
+                                   for i in range(len(m))])],
+        [lambda m, b, s: _in_box(m, b, s, normalise=False),
+         lambda m, b, s: _in_box(m, b, s, scale=False),
+         lambda m, b, s: (m * datasets.box_mask(b, m.shape[1:], s)).mean(axis=(1, 2)),
+         lambda m, b, s: float(_in_box(m, b, s).mean()),
+         lambda m, b, s: 1 - _in_box(m, b, s)]),
+    "nlmeans_weights": (
+        [lambda d2, h, sigma=0.0: np.exp(-np.clip(d2 - 2 * sigma ** 2, 0, None) / h ** 2)],
+        [lambda d2, h, sigma=0.0: np.exp(-(d2 - 2 * sigma ** 2) / h ** 2),
+         lambda d2, h, sigma=0.0: np.exp(-d2 / h ** 2),
+         lambda d2, h, sigma=0.0: np.exp(-np.maximum(d2 - 2 * sigma ** 2, 0) / h),
+         lambda d2, h, sigma=0.0: np.exp(-np.maximum(d2 - sigma ** 2, 0) / h ** 2),
+         lambda d2, h, sigma=0.0: np.exp(np.maximum(d2 - 2 * sigma ** 2, 0) / h ** 2)]),
+    "embedded_attention": (
+        [lambda t, p, g: scipy.special.softmax(np.einsum("bnd,bmd->bnm", t, p), axis=-1) @ g],
+        [lambda t, p, g: _embedded(t, p, g, axis=1),
+         lambda t, p, g: _embedded(t, p, g, stable=False),
+         lambda t, p, g: t @ p.transpose(0, 2, 1) @ g,
+         lambda t, p, g: _embedded(t, p, g, scale=1 / np.sqrt(t.shape[-1])),
+         lambda t, p, g: _embedded(t, p, g) / g.shape[1]]),
+    "dot_attention": (
+        [lambda t, p, g: np.einsum("bnd,bmd,bme->bne", t, p, g) / p.shape[1]],
+        [lambda t, p, g: t @ p.transpose(0, 2, 1) @ g / t.shape[1],
+         lambda t, p, g: _embedded(t, p, g),
+         lambda t, p, g: t @ p.transpose(0, 2, 1) @ g,
+         lambda t, p, g: t @ p.transpose(0, 2, 1) @ g / t.shape[-1],
+         lambda t, p, g: t @ p.transpose(0, 2, 1) @ g / (p.shape[1] * t.shape[1])]),
+    "max_pool_2x2": (
+        [lambda x: np.maximum.reduce([x[..., i:x.shape[2] // 2 * 2:2, j:x.shape[3] // 2 * 2:2]
+                                      for i in (0, 1) for j in (0, 1)])],
+        [lambda x: x[..., :x.shape[2] // 2 * 2, :x.shape[3] // 2 * 2].reshape(
+            *x.shape[:2], x.shape[2] // 2, 2, x.shape[3] // 2, 2).mean(axis=(3, 5)),
+         lambda x: x[..., ::2, ::2],
+         lambda x: x.reshape(*x.shape[:2], x.shape[2] // 2, 2, x.shape[3] // 2, 2).max(
+             axis=(3, 5)),
+         lambda x: x[..., :x.shape[2] // 2 * 2, :x.shape[3] // 2 * 2].reshape(
+             *x.shape[:2], x.shape[2] // 2, 2, x.shape[3] // 2, 2).max(axis=(2, 4)),
+         lambda x: x[..., :x.shape[2] // 2, :x.shape[3] // 2]]),
+    "top_components": (
+        [_svd_pca],
+        [lambda x, k: _pca(x, k, centre=False), lambda x, k: _pca(x, k, order="asc"),
+         lambda x, k: _pca(x, k, ddof=0), lambda x, k: _pca(x, k, signs=False),
+         lambda x, k: (lambda c, v: (c.T, v))(*_pca(x, k))]),
+    "orthogonality_penalty": (
+        [_torch_ortho, lambda w: _ortho(w)],
+        [lambda w: _ortho(w, normalise=False), lambda w: _ortho(w, diagonal=True),
+         lambda w: _ortho(w, power=1),
+         lambda w: (lambda u: u @ u.T - np.eye(len(w)))(
+             w / np.linalg.norm(w, axis=1, keepdims=True)) ** 2,
+         lambda w: _ortho(w) / 2,
+         lambda w: torch.tensor([_ortho(w)])]),
+    "ia_attention": (
+        [_ia_loop],
+        [lambda x, w, b: _ia(x, w, b, axis=1), lambda x, w, b: _ia(x, w, b, gate="sigmoid"),
+         lambda x, w, b: _ia(x, w, b).transpose(0, 2, 1),
+         lambda x, w, b: np.repeat(x.reshape(x.shape[0], x.shape[1], -1).mean(-1)[:, None],
+                                   len(w), axis=1),
+         lambda x, w, b: _ia(x, w, b, bias=False) * 1.0 + 0 * b.sum() + 1e-3]),
+    "affinity_mask": (
+        [_mask_kron],
+        [lambda t, h, w, a: _mask_kron(t, h, w, {"space": "time", "time": "space"}.get(a, a)),
+         lambda t, h, w, a: _mask_kron(t, h, w, a).astype(int),
+         lambda t, h, w, a: np.asmatrix(_mask_kron(t, h, w, a)),
+         lambda t, h, w, a: _mask_kron(t, h, w, a) if a != "spacetime" else np.eye(
+             t * h * w, dtype=bool),
+         lambda t, h, w, a: _mask_kron(t, h, w, a).tolist(),
+         lambda t, h, w, a: torch.tensor(_mask_kron(t, h, w, a))]),
+    "attention_similarity": (
+        [lambda m: float(np.mean([m[i] @ m[j] / np.linalg.norm(m[i]) / np.linalg.norm(m[j])
+                                  for i in range(len(m)) for j in range(len(m)) if i != j]))],
+        [lambda m: _similarity(m, diagonal=True), lambda m: _similarity(m, normalise=False),
+         lambda m: _similarity(m, denominator="square"), lambda m: _similarity(m.T),
+         lambda m: (lambda u: u @ u.T)(m / np.linalg.norm(m, axis=1, keepdims=True)),
+         lambda m: np.array([_similarity(m)])]),
+    "top_attended": (
+        [lambda wts, s, k: np.array([np.unravel_index(i, s) for i in sorted(
+            range(wts.size), key=lambda i: -wts[i])[:k]], dtype=np.intp).reshape(k, 3)],
+        [lambda wts, s, k: _top(wts, s, k, order=1),
+         lambda wts, s, k: _top(wts, s, k, stack_axis=0),
+         lambda wts, s, k: np.argsort(-wts, kind="stable")[:k],
+         lambda wts, s, k: _top(wts, s, k - 1) if k > 1 else _top(wts, s, k, order=1),
+         lambda wts, s, k: _top(wts, s, k)[:, ::-1],
+         lambda wts, s, k: _top(wts, s, k).astype(float)]),
+    "gc_context": (
+        [lambda x, w, b: (lambda f, a: (np.einsum("bcn,bn->bc", f, a), a))(
+            x.reshape(len(x), x.shape[1], -1),
+            scipy.special.softmax(np.einsum("c,bcn->bn", w, x.reshape(len(x), x.shape[1], -1))
+                                  + b, axis=1)),
+         lambda x, w, b: _gc(x, w, b, bias=False)],   # b_k shifts every score: softmax ignores it
+        [lambda x, w, b: _gc(x, w, b, stable=False), lambda x, w, b: _gc(x, w, b, axis=0),
+         lambda x, w, b: _gc(x, w, b)[0],
+         lambda x, w, b: (lambda c, a: (c / a.shape[1], a))(*_gc(x, w, b)),
+         lambda x, w, b: (x.mean(axis=(2, 3)), _gc(x, w, b)[1]),
+         lambda x, w, b: _gc(x, w, b)[::-1]]),
+    "eca_kernel_size": (
+        [lambda c, gamma=2, b=1: (lambda t: t + 1 - t % 2)(int(abs((np.log2(c) + b) / gamma)))],
+        [lambda c, gamma=2, b=1: _eca_k(c, gamma, b, how="round"),
+         lambda c, gamma=2, b=1: _eca_k(c, gamma, b, how="nearest_odd"),
+         lambda c, gamma=2, b=1: _eca_k(c, gamma, b, how="natural_log"),
+         lambda c, gamma=2, b=1: _eca_k(c, gamma, b, how="even_down"),
+         lambda c, gamma=2, b=1: _eca_k(c, gamma, b, how="no_odd"),
+         lambda c, gamma=2, b=1: float(_eca_k(c, gamma, b))]),
+    "eca_gate": (
+        [lambda x, w: functional.sigmoid(np.stack([np.convolve(r, w[::-1], mode="same")
+                                                   for r in x.mean(axis=(2, 3))]))],
+        [lambda x, w: _eca(x, w, flip=True), lambda x, w: _eca(x, w, gate=False),
+         lambda x, w: _eca(x, w, pad="causal"),
+         lambda x, w: functional.sigmoid(x.mean(axis=(2, 3)) * w.sum()),
+         lambda x, w: functional.sigmoid(np.stack([np.convolve(r, w, mode="valid")
+                                                   for r in x.mean(axis=(2, 3))]))]),
+}
+
+
+def test_the_corpus_covers_every_exercise_with_enough_answers():
+    assert set(CORPUS) == set(check.EXERCISES)
+    for name, (right, wrong) in CORPUS.items():
+        assert len(right) >= 1 and len(wrong) >= 5, name
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_every_plausible_bug_is_rejected_and_every_correct_alternative_accepted(name, capsys):
+    right, wrong = CORPUS[name]
+    checker = getattr(check, name)
+    for number, fn in enumerate(right):
+        assert checker(fn) is fn, f"{name}: correct alternative {number} was not accepted"
+        assert f"✅ {name}" in capsys.readouterr().out
+    for number, fn in enumerate(wrong):
+        with np.errstate(all="ignore"), _no_warning_filter():
+            try:
+                checker(fn)
+            except AssertionError as err:
+                text = str(err)
+            else:
+                pytest.fail(f"{name}: wrong answer {number} was accepted")
+        assert text.startswith(f"❌ {name} (test case "), (name, number, text[:200])
+        assert "Idea:" in text and len(text.splitlines()[0]) < 400, (name, number)
+
+
+class _no_warning_filter:
+    """Let a learner's numerical warnings happen (they are part of the bug being tested)."""
+
+    def __enter__(self):
+        import warnings
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        warnings.simplefilter("ignore")
+
+    def __exit__(self, *exc):
+        return self._catch.__exit__(*exc)
+
+
+def test_counting_and_denoising_references_are_the_ones_checked():
+    assert check.se_overhead(counting.se_parameter_overhead) is counting.se_parameter_overhead
+    assert check.nlmeans_weights(denoising.nlmeans_weights) is denoising.nlmeans_weights
