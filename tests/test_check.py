@@ -314,3 +314,26 @@ def test_checking_the_stand_in_again_says_to_rerun_the_exercise_and_never_passes
     monkeypatch.setenv("ACV_GRADING", "1")
     with pytest.raises(check.ExerciseOpen, match="run your exercise cell again"):
         run_cell(namespace, "softmax = check.softmax(softmax)")
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")   # np.matrix, as in a notebook
+@pytest.mark.parametrize("fn, message", [
+    (lambda x: functional.softmax(x), "raised TypeError"),                    # no axis argument
+    (lambda x, axis=-1: functional.softmax(x, axis).tolist(), "expected a numpy array"),
+    (lambda x, axis=-1: np.asmatrix(functional.softmax(x, axis)) if x.ndim == 2 else
+     functional.softmax(x, axis), "np.matrix"),
+    (lambda x, axis=-1: __import__("torch").tensor(functional.softmax(x, axis)), "torch.Tensor"),
+])
+def test_answers_of_the_wrong_kind_get_a_clear_message(fn, message):
+    with pytest.raises(AssertionError, match=message) as err:
+        check.softmax(fn)
+    assert str(err.value).startswith("❌ softmax (test case ")
+
+
+def test_the_learners_own_traceback_is_kept():
+    def buggy(x, axis=-1):
+        return x.nonexistent_method()
+
+    with pytest.raises(AssertionError) as err:
+        check.softmax(buggy)
+    assert isinstance(err.value.__cause__, AttributeError)
