@@ -15,6 +15,7 @@ fused CPU kernel at all, and would report the attention as free.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 
 import torch
 from torch import nn
@@ -54,9 +55,15 @@ def se_parameter_overhead(blocks: Sequence[int], channels: Sequence[int], reduct
                           biases: bool = True) -> int:
     """Parameters SE adds to a network: (2/r) sum_s N_s C_s^2 (the SE paper's formula), plus
     the biases sum_s N_s (C_s/r + C_s) when ``biases``. N_s blocks with C_s output channels."""
-    if len(blocks) != len(channels) or not blocks:
+    if len(blocks) != len(channels) or len(blocks) == 0:
         raise ValueError(f"blocks and channels must be equal-length and non-empty, got "
                          f"{blocks} and {channels}")
+    if isinstance(reduction, bool) or not isinstance(reduction, Integral) or reduction < 1:
+        raise ValueError(f"reduction must be a positive integer, got {reduction!r}")
+    if any(isinstance(v, bool) or not isinstance(v, Integral) or v < 1
+           for v in (*blocks, *channels)):
+        raise ValueError(f"blocks and channels must hold positive integers, got {blocks} and "
+                         f"{channels}")
     if any(c % reduction for c in channels):
         raise ValueError(f"every channel count must be divisible by reduction={reduction}")
     total = sum(2 * n * c * (c // reduction) for n, c in zip(blocks, channels, strict=True))

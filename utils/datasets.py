@@ -114,6 +114,10 @@ def attention_in_box(maps: np.ndarray, boxes: np.ndarray, image_size: int) -> np
         raise ValueError(f"maps must be non-negative with shape (N, h, w), got {maps.shape}")
     if len(maps) != len(boxes):
         raise ValueError(f"maps ({len(maps)}) and boxes ({len(boxes)}) must have equal length")
+    if np.any(maps.sum(axis=(1, 2)) <= 0):
+        raise ValueError("maps must each have a positive total weight (an all-zero map has "
+                         "no fraction on the box)")
+    image_size = positive_int(image_size, "image_size")
     mask = box_mask(boxes, maps.shape[1:], image_size)
     return (maps * mask).sum(axis=(1, 2)) / maps.sum(axis=(1, 2))
 

@@ -263,6 +263,9 @@ BN_EPS = 1e-5
 def max_pool_spatial(x: np.ndarray) -> np.ndarray:
     """Max-pool the spatial axes by 2 (kernel (2,), (2, 2) or (1, 2, 2) for 1-, 2-, 3-D inputs:
     time is never pooled). x: (B, C, *S); odd sizes drop their last row/column."""
+    x = as_float_array(x, "x", ndim=(3, 4, 5), finite=False)
+    if min(x.shape[-2:] if x.ndim > 3 else x.shape[-1:]) < 2:
+        raise ValueError(f"x must be at least 2 wide in each pooled axis, got shape {x.shape}")
     dims = x.ndim - 2
     if dims == 1:
         n = x.shape[2] // 2 * 2
@@ -620,6 +623,8 @@ def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
     computes it: truncate to an integer, then add 1 if even. This is the nearest odd number
     except at even values, where the paper's "nearest odd" is a tie and the code rounds up."""
     channels = positive_int(channels, "channels")
+    gamma = positive_int(gamma, "gamma")
+    b = positive_int(b, "b", minimum=0)
     t = int(abs((np.log2(channels) + b) / gamma))
     return t if t % 2 else t + 1
 

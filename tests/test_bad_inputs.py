@@ -1,0 +1,35 @@
+"""Library functions refuse bad input with a ValueError that names the argument, before any work."""
+
+import numpy as np
+import pytest
+
+from utils import counting, datasets, reference
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: counting.se_parameter_overhead((1,), (16,), 0), "reduction must be a positive"),
+    (lambda: counting.se_parameter_overhead((1,), (16,), 2.0), "reduction must be a positive"),
+    (lambda: counting.se_parameter_overhead((-1,), (16,), 4), "blocks and channels must hold"),
+    (lambda: reference.eca_kernel_size(256, gamma=-2), "gamma must be >= 1"),
+    (lambda: reference.eca_kernel_size(256, gamma=0), "gamma must be >= 1"),
+    (lambda: reference.eca_kernel_size(256, b=-1), "b must be >= 0"),
+    (lambda: reference.max_pool_spatial(np.ones((4, 4))), "x must have 3 or 4 or 5 dim"),
+    (lambda: reference.max_pool_spatial(np.ones((1, 1, 1, 1))), "at least 2 wide"),
+    (lambda: reference.max_pool_spatial(np.ones((1, 1, 1))), "at least 2 wide"),
+    (lambda: datasets.attention_in_box(np.zeros((1, 4, 4)), np.array([[0, 0, 8, 8]]), 16),
+     "positive total weight"),
+    (lambda: datasets.attention_in_box(np.ones((1, 4, 4)), np.array([[0, 0, 8, 8]]), 0),
+     "image_size must be >= 1"),
+])
+def test_bad_input_is_refused_with_the_argument_named(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_the_guarded_functions_still_answer_good_input():
+    assert counting.se_parameter_overhead((1,), (16,), 4) == 2 * 16 * 4 + 4 + 16
+    assert reference.eca_kernel_size(256) == 5
+    assert reference.max_pool_spatial(np.arange(16.0).reshape(1, 1, 4, 4)).tolist() == [
+        [[[5.0, 7.0], [13.0, 15.0]]]]
+    maps = np.ones((1, 4, 4))
+    assert datasets.attention_in_box(maps, np.array([[0, 0, 8, 8]]), 16)[0] == 0.25
