@@ -33,3 +33,19 @@ def test_the_guarded_functions_still_answer_good_input():
         [[[5.0, 7.0], [13.0, 15.0]]]]
     maps = np.ones((1, 4, 4))
     assert datasets.attention_in_box(maps, np.array([[0, 0, 8, 8]]), 16)[0] == 0.25
+
+
+def test_more_bad_inputs_are_refused_before_any_work():
+    from utils import models, modules, saliency
+
+    with pytest.raises(ValueError, match="levels must be at most 7 for a 64 x 64"):
+        saliency.gaussian_pyramid(np.zeros((64, 64)), levels=10**7)
+    assert len(saliency.gaussian_pyramid(np.zeros((64, 64)), levels=7)) == 7
+    with pytest.raises(ValueError, match="fixations must be at most the number of map pixels"):
+        saliency.scanpath(np.zeros((8, 8)), fixations=10**9)
+    with pytest.raises(ValueError, match="attention must be None or a callable"):
+        models.resnet50(attention="se")
+    with pytest.raises(ValueError, match="params must be a dict holding 'w1'"):
+        modules.SqueezeExcitation(16, reduction=4).load_reference({"w": np.ones(3)})
+    with pytest.raises(ValueError, match="params must be a dict holding 'w'"):
+        modules.SpatialAttention().load_reference([1, 2])

@@ -75,6 +75,10 @@ class ResNet(nn.Module):
                  num_classes: int, in_channels: int = 3, stem: str = "imagenet",
                  attention: AttentionFactory = None, stride_in: str = "3x3"):
         super().__init__()
+        if attention is not None and not callable(attention):
+            raise ValueError(f"attention must be None or a callable that builds a module from a "
+                             f"channel count (e.g. functools.partial(SqueezeExcitation, "
+                             f"reduction=16)), got {attention!r}")
         if len(blocks) != len(widths) or not blocks:
             raise ValueError(f"blocks and widths must be equal-length, non-empty; got "
                              f"{list(blocks)} and {list(widths)}")

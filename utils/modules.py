@@ -43,6 +43,15 @@ def _hidden(channels: int, reduction: int) -> int:
     return channels // reduction
 
 
+def _get(params: object, key: str) -> object:
+    """params[key] for load_reference, with a clear error for a missing key or a non-dict."""
+    if not isinstance(params, dict) or key not in params:
+        have = f"keys {sorted(params)}" if isinstance(params, dict) else type(params).__name__
+        raise ValueError(f"params must be a dict holding {key!r} (the NumPy reference's "
+                         f"parameter names), got {have}")
+    return params[key]
+
+
 def _copy(param: torch.Tensor, value: np.ndarray, name: str) -> None:
     value = torch.as_tensor(np.asarray(value), dtype=param.dtype, device=param.device)
     if value.shape != param.shape:
@@ -83,7 +92,7 @@ class SqueezeExcitation(_Attention):
     def load_reference(self, params: dict[str, np.ndarray]) -> SqueezeExcitation:
         for name, param in (("w1", self.fc1.weight), ("b1", self.fc1.bias),
                             ("w2", self.fc2.weight), ("b2", self.fc2.bias)):
-            _copy(param, params[name], f"params[{name!r}]")
+            _copy(param, _get(params, name), f"params[{name!r}]")
         return self
 
 
@@ -134,9 +143,9 @@ class SpatialAttention(_Attention):
         return x * m[:, None]
 
     def load_reference(self, params: dict[str, np.ndarray]) -> SpatialAttention:
-        _copy(self.conv.weight, params["w"], "params['w']")
+        _copy(self.conv.weight, _get(params, "w"), "params['w']")
         if self.conv.bias is not None:
-            _copy(self.conv.bias, params["b"], "params['b']")
+            _copy(self.conv.bias, _get(params, "b"), "params['b']")
         return self
 
 
@@ -167,8 +176,8 @@ class CBAM(nn.Module):
         return x * mc[:, :, None, None] * ms[:, None]
 
     def load_reference(self, params: dict[str, dict[str, np.ndarray]]) -> CBAM:
-        self.channel.load_reference(params["channel"])
-        self.spatial.load_reference(params["spatial"])
+        self.channel.load_reference(_get(params, "channel"))
+        self.spatial.load_reference(_get(params, "spatial"))
         return self
 
 
@@ -204,16 +213,17 @@ class GlobalContext(_Attention):
         return x + self.transform(context[..., None])                # (B, C, 1, 1) broadcast
 
     def load_reference(self, params: dict[str, np.ndarray]) -> GlobalContext:
-        _copy(self.context.weight, np.asarray(params["w_k"]).reshape(1, -1, 1, 1),
+        _copy(self.context.weight, np.asarray(_get(params, "w_k")).reshape(1, -1, 1, 1),
               "params['w_k']")
-        _copy(self.context.bias, np.asarray(params["b_k"]).reshape(1), "params['b_k']")
+        _copy(self.context.bias, np.asarray(_get(params, "b_k")).reshape(1), "params['b_k']")
         conv1, norm, _, conv2 = self.transform
-        _copy(conv1.weight, np.asarray(params["w1"])[:, :, None, None], "params['w1']")
-        _copy(conv1.bias, params["b1"], "params['b1']")
-        _copy(norm.weight, np.asarray(params["ln_gamma"])[:, None, None], "params['ln_gamma']")
-        _copy(norm.bias, np.asarray(params["ln_beta"])[:, None, None], "params['ln_beta']")
-        _copy(conv2.weight, np.asarray(params["w2"])[:, :, None, None], "params['w2']")
-        _copy(conv2.bias, params["b2"], "params['b2']")
+        _copy(conv1.weight, np.asarray(_get(params, "w1"))[:, :, None, None], "params['w1']")
+        _copy(conv1.bias, _get(params, "b1"), "params['b1']")
+        _copy(norm.weight, np.asarray(_get(params, "ln_gamma"))[:, None, None],
+              "params['ln_gamma']")
+        _copy(norm.bias, np.asarray(_get(params, "ln_beta"))[:, None, None], "params['ln_beta']")
+        _copy(conv2.weight, np.asarray(_get(params, "w2"))[:, :, None, None], "params['w2']")
+        _copy(conv2.bias, _get(params, "b2"), "params['b2']")
         return self
 
 
@@ -337,21 +347,21 @@ class NonLocalBlock(_Attention):
         """Copy NumPy parameters in (``utils.reference.nl_param_shapes``); the batch norm's
         running statistics are reset to mean 0 and variance 1, as the reference assumes."""
         def conv_weight(name: str, conv: nn.Module) -> None:
-            _copy(conv.weight, np.asarray(params[name]).reshape(conv.weight.shape),
+            _copy(conv.weight, np.asarray(_get(params, name)).reshape(conv.weight.shape),
                   f"params[{name!r}]")
 
         conv_weight("w_g", self.g)
-        _copy(self.g.bias, params["b_g"], "params['b_g']")
+        _copy(self.g.bias, _get(params, "b_g"), "params['b_g']")
         if self.mode != "gaussian":
             for name in ("theta", "phi"):
                 conv_weight(f"w_{name}", getattr(self, name))
                 _copy(getattr(self, name).bias, params[f"b_{name}"], f"params['b_{name}']")
         if self.mode == "concat":
-            _copy(self.w_f.weight, np.asarray(params["w_f"])[None], "params['w_f']")
+            _copy(self.w_f.weight, np.asarray(_get(params, "w_f"))[None], "params['w_f']")
         conv_weight("w_z", self.w_z)
-        _copy(self.w_z.bias, params["b_z"], "params['b_z']")
-        _copy(self.bn.weight, params["gamma"], "params['gamma']")
-        _copy(self.bn.bias, params["beta"], "params['beta']")
+        _copy(self.w_z.bias, _get(params, "b_z"), "params['b_z']")
+        _copy(self.bn.weight, _get(params, "gamma"), "params['gamma']")
+        _copy(self.bn.bias, _get(params, "beta"), "params['beta']")
         self.bn.reset_running_stats()
         return self
 

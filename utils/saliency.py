@@ -56,6 +56,10 @@ def gaussian_pyramid(x: np.ndarray, levels: int = PYRAMID_LEVELS) -> list[np.nda
     """
     x = as_float_array(x, "x", ndim=(2, 3, 4))
     levels = positive_int(levels, "levels")
+    most = int(np.ceil(np.log2(max(x.shape[-2:])))) + 1   # after that, every level is 1 x 1
+    if levels > most:
+        raise ValueError(f"levels must be at most {most} for a {x.shape[-2]} x {x.shape[-1]} "
+                         f"input (then every side is one pixel), got {levels}")
     pyramid = [x]
     for _ in range(levels - 1):
         pyramid.append(pyr_reduce(pyramid[-1]))
@@ -323,6 +327,9 @@ def scanpath(saliency: np.ndarray, fixations: int = 5, radius: float = 2.0) -> n
     """
     s = as_float_array(saliency, "saliency", ndim=2).copy()
     fixations = positive_int(fixations, "fixations")
+    if fixations > s.size:
+        raise ValueError(f"fixations must be at most the number of map pixels ({s.size}), "
+                         f"got {fixations}")
     radius = positive_float(radius, "radius")
     rows, cols = np.indices(s.shape)
     path = []
