@@ -38,9 +38,11 @@ def test_the_guarded_functions_still_answer_good_input():
 def test_more_bad_inputs_are_refused_before_any_work():
     from utils import models, modules, saliency
 
-    with pytest.raises(ValueError, match="levels must be at most 7 for a 64 x 64"):
+    with pytest.raises(ValueError, match="levels must be at most 9 for a 64 x 64"):
         saliency.gaussian_pyramid(np.zeros((64, 64)), levels=10**7)
-    assert len(saliency.gaussian_pyramid(np.zeros((64, 64)), levels=7)) == 7
+    assert len(saliency.gaussian_pyramid(np.zeros((64, 64)))) == 9      # Itti-Koch's scales
+    with pytest.raises(ValueError, match="levels must be at most 11 for a 1024 x 8"):
+        saliency.gaussian_pyramid(np.zeros((1024, 8)), levels=12)
     with pytest.raises(ValueError, match="fixations must be at most the number of map pixels"):
         saliency.scanpath(np.zeros((8, 8)), fixations=10**9)
     with pytest.raises(ValueError, match="attention must be None or a callable"):

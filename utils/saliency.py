@@ -56,10 +56,12 @@ def gaussian_pyramid(x: np.ndarray, levels: int = PYRAMID_LEVELS) -> list[np.nda
     """
     x = as_float_array(x, "x", ndim=(2, 3, 4))
     levels = positive_int(levels, "levels")
-    most = int(np.ceil(np.log2(max(x.shape[-2:])))) + 1   # after that, every level is 1 x 1
+    # Past the level where every side is one pixel, levels only repeat 1 x 1 maps: allow the
+    # Itti-Koch scales (PYRAMID_LEVELS) at any size, and no more than that beyond them.
+    most = max(PYRAMID_LEVELS, int(np.ceil(np.log2(max(x.shape[-2:])))) + 1)
     if levels > most:
         raise ValueError(f"levels must be at most {most} for a {x.shape[-2]} x {x.shape[-1]} "
-                         f"input (then every side is one pixel), got {levels}")
+                         f"input, got {levels}")
     pyramid = [x]
     for _ in range(levels - 1):
         pyramid.append(pyr_reduce(pyramid[-1]))
