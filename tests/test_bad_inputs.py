@@ -51,3 +51,35 @@ def test_more_bad_inputs_are_refused_before_any_work():
         modules.SqueezeExcitation(16, reduction=4).load_reference({"w": np.ones(3)})
     with pytest.raises(ValueError, match="params must be a dict holding 'w'"):
         modules.SpatialAttention().load_reference([1, 2])
+
+
+def test_the_non_local_block_refuses_an_affinity_past_its_memory_limit():
+    import torch
+
+    from utils import modules
+
+    block = modules.NonLocalBlock(4, mode="embedded", dim=2)
+    x = torch.zeros(1, 4, 256, 256)
+    with pytest.raises(ValueError, match=r"N = 65536 positions and 65536 keys: the explicit "
+                                         r"affinity needs about 32\.00 GiB") as err:
+        block.max_affinity_bytes = 2**30
+        block(x)
+    assert "subsample=True" in str(err.value) and "backend='sdpa'" in str(err.value)
+    huge = torch.zeros(1, 4, 512, 512)        # 2 x 262,144^2 x 4 B = 512 GiB: past any machine
+    for mode in ("gaussian", "dot", "concat"):
+        with pytest.raises(ValueError, match="max_affinity_bytes"):
+            modules.NonLocalBlock(4, mode=mode, dim=2)(huge)   # default: free memory
+    small = modules.NonLocalBlock(4, mode="embedded", dim=2)
+    small.max_affinity_bytes = 2**20
+    assert small(torch.zeros(1, 4, 8, 8)).shape == (1, 4, 8, 8)   # 2 x 64 x 64 x 4 B fits
+    fused = modules.NonLocalBlock(4, mode="embedded", dim=2, backend="sdpa")
+    fused.max_affinity_bytes = 1
+    assert fused(torch.zeros(1, 4, 8, 8)).shape == (1, 4, 8, 8)   # no N x N matrix to guard
+
+
+def test_the_benchmark_refuses_a_bad_memory_limit():
+    from utils import benchmark
+
+    for bad in (-1, 0, float("nan"), float("inf"), "4"):
+        with pytest.raises(ValueError, match="max_affinity_gib must be a positive"):
+            benchmark.run([(8, 4, 4)], max_affinity_gib=bad)

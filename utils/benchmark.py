@@ -217,6 +217,10 @@ def run(shapes: list[tuple[int, ...]], modules: list[str] | None = None,
     from .runtime import get_device
     from .training import Progress
 
+    if isinstance(max_affinity_gib, bool) or not isinstance(max_affinity_gib, int | float) or (
+            not max_affinity_gib > 0 or max_affinity_gib == float("inf")):
+        raise ValueError(f"max_affinity_gib must be a positive, finite number of GiB, got "
+                         f"{max_affinity_gib!r}")
     device = device or get_device()
     _force_mmap()
     jobs = []

@@ -12,6 +12,8 @@ Set ``module.keep_attention = True`` to keep the last attention weights in
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -261,6 +263,22 @@ class EfficientChannelAttention(_Attention):
 
 NL_MODES = ("gaussian", "embedded", "dot", "concat")
 NL_BACKENDS = ("matmul", "sdpa")
+AFFINITY_MEMORY_FRACTION = 0.5   # the explicit N x N affinity may use this share of free memory
+
+
+def available_memory_bytes(device: torch.device) -> int:
+    """Free memory on ``device``: CUDA's free bytes, else the machine's available RAM."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) if hasattr(
+        os, "sysconf") else 8 * 2**30
 
 
 class NonLocalBlock(_Attention):
@@ -271,7 +289,9 @@ class NonLocalBlock(_Attention):
     scale: divide theta.phi by sqrt(C_i) (the official code's choice; the paper's text has
     no scale); backend: 'matmul' (explicit N x N affinity) or 'sdpa'
     (``scaled_dot_product_attention``, fused, for the softmax modes only). The output batch
-    norm starts with weight 0, so the block starts as the identity.
+    norm starts with weight 0, so the block starts as the identity. With the 'matmul' backend
+    the block refuses an input whose N x N affinity would need more than
+    ``max_affinity_bytes`` (default: half of the free memory of the input's device).
     """
 
     def __init__(self, channels: int, inter_channels: int | None = None, mode: str = "embedded",
@@ -323,6 +343,8 @@ class NonLocalBlock(_Attention):
         else:
             theta, phi = tokens(self.theta(x)), tokens(self.phi(keys))
         factor = theta.shape[-1] ** -0.5 if self.scale else 1.0
+        if self.backend == "matmul":
+            self._check_affinity_memory(b, theta.shape[1], phi.shape[1], x)
         if self.backend == "sdpa":
             # Contiguous (B, 1, N, d) tensors, so that the fused kernel is used rather than a
             # fallback that materialises the N x N matrix.
@@ -343,6 +365,21 @@ class NonLocalBlock(_Attention):
         z = self.w_z(y.transpose(1, 2).reshape(b, self.inter, *x.shape[2:]))
         return x + self.bn(z)
 
+    max_affinity_bytes: int | None = None   # None: AFFINITY_MEMORY_FRACTION of free memory
+
+    def _check_affinity_memory(self, batch: int, n: int, keys: int, x: torch.Tensor) -> None:
+        """Refuse, before allocating, an explicit affinity larger than the memory limit."""
+        need = 2 * batch * n * keys * x.element_size()   # the scores and their normalised copy
+        limit = self.max_affinity_bytes
+        if limit is None:
+            limit = int(AFFINITY_MEMORY_FRACTION * available_memory_bytes(x.device))
+        if need > limit:
+            raise ValueError(
+                f"x of shape {tuple(x.shape)} gives N = {n} positions and {keys} keys: the "
+                f"explicit affinity needs about {need / 2**30:.2f} GiB, over the limit of "
+                f"{limit / 2**30:.2f} GiB (max_affinity_bytes). Use subsample=True, the fused "
+                "backend='sdpa' (softmax modes), or a smaller input.")
+
     def load_reference(self, params: dict[str, np.ndarray]) -> NonLocalBlock:
         """Copy NumPy parameters in (``utils.reference.nl_param_shapes``); the batch norm's
         running statistics are reset to mean 0 and variance 1, as the reference assumes."""
@@ -355,7 +392,8 @@ class NonLocalBlock(_Attention):
         if self.mode != "gaussian":
             for name in ("theta", "phi"):
                 conv_weight(f"w_{name}", getattr(self, name))
-                _copy(getattr(self, name).bias, params[f"b_{name}"], f"params['b_{name}']")
+                _copy(getattr(self, name).bias, _get(params, f"b_{name}"),
+                      f"params['b_{name}']")
         if self.mode == "concat":
             _copy(self.w_f.weight, np.asarray(_get(params, "w_f"))[None], "params['w_f']")
         conv_weight("w_z", self.w_z)
