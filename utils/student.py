@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
-import json
 import re
 import subprocess
 import sys
@@ -40,6 +39,8 @@ import time
 from pathlib import Path
 
 import nbformat
+
+from .workspace import read_record, write_record
 
 BEGIN_MARK, END_MARK = "BEGIN SOLUTION", "END SOLUTION"
 BEGIN, END = f"### {BEGIN_MARK}", f"### {END_MARK}"
@@ -205,10 +206,7 @@ def sync(src: Path, dst: Path, check: bool = False,
         raise ValueError(f"src must be a folder of solution notebooks, got {src}")
     rescue_dir = rescue_dir if rescue_dir is not None else src.resolve().parent / "work"
     record_path = dst / RECORD
-    try:
-        record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    except ValueError:
-        record = {}
+    record = read_record(record_path)
     problems: list[str] = []
     wanted: dict[str, str] = {}
     for path in sorted(src.glob("*.ipynb")):
@@ -256,7 +254,7 @@ def sync(src: Path, dst: Path, check: bool = False,
             stale.unlink()
             record.pop(stale.name, None)
     if not check:
-        record_path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        write_record(record_path, record)
     return problems
 
 

@@ -36,16 +36,29 @@ def _create(path: Path, data: bytes) -> bool:
     return True
 
 
+def read_record(path: Path) -> dict[str, str]:
+    """A record of notebook name -> SHA-256 (``{}`` if it is missing or unreadable)."""
+    try:
+        record = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def write_record(path: Path, record: dict[str, str]) -> None:
+    """Write a record atomically (a reader never sees half a file)."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    os.replace(temporary, path)
+
+
 def sync_workspace(course: Path, work: Path) -> list[str]:
     """Bring new and updated course notebooks into ``work``; return what to tell the learner."""
     if not course.is_dir():
         raise ValueError(f"course must be the folder of the student edition, got {course}")
     work.mkdir(parents=True, exist_ok=True)
     record_path = work / RECORD
-    try:
-        record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    except ValueError:
-        record = {}
+    record = read_record(record_path)
     messages = []
     for source in sorted(course.glob("*.ipynb")):
         data = source.read_bytes()
@@ -64,9 +77,7 @@ def sync_workspace(course: Path, work: Path) -> list[str]:
         messages.append("course updates waiting beside your notebooks in "
                         f"{work}/: {', '.join(pending)} (open them, copy what you need, then "
                         "delete them)")
-    temporary = record_path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    os.replace(temporary, record_path)
+    write_record(record_path, record)
     return messages
 
 
