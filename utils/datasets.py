@@ -10,6 +10,8 @@ digits) and *what* it is. Train and test use disjoint source digits.
 from __future__ import annotations
 
 import os
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,6 +212,23 @@ def _cache_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "data" / "cache"
 
 
+def _read_clip_cache(path: Path, shape: tuple[int, ...]) -> VideoClips | None:
+    """The clips stored at ``path``, or None (with a warning) when the file is unreadable
+    or holds arrays of the wrong shape: the caller then rebuilds it."""
+    try:
+        with open(path, "rb") as handle, np.load(handle) as stored:
+            clips, labels, positions = stored["clips"], stored["labels"], stored["positions"]
+        if (clips.shape != shape or clips.dtype != np.uint8 or labels.shape != shape[:1]
+                or positions.shape != (shape[0], 2, shape[2], 2)):
+            raise ValueError(f"it holds clips of shape {clips.shape} ({clips.dtype}), "
+                             f"expected {shape} (uint8)")
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        warnings.warn(f"The data cache {path} could not be read ({exc}); rebuilding it.",
+                      stacklevel=3)
+        return None
+    return VideoClips(clips.astype(np.float32) / 255, labels, positions)
+
+
 def moving_digits(n: int, *, split: str = "train", seed: int = 0, frames: int = 16,
                   size: int = 32, cache: bool = True) -> VideoClips:
     """``n`` clips of ``frames`` frames of ``size`` x ``size`` pixels, classes balanced.
@@ -227,9 +246,9 @@ def moving_digits(n: int, *, split: str = "train", seed: int = 0, frames: int = 
     size = positive_int(size, "size", minimum=2 * SPRITE)
     path = _cache_dir() / f"moving_digits_v{CACHE_VERSION}_{split}_{n}_{seed}_{frames}_{size}.npz"
     if cache and path.exists():
-        with np.load(path) as stored:
-            return VideoClips(stored["clips"].astype(np.float32) / 255, stored["labels"],
-                              stored["positions"])
+        stored = _read_clip_cache(path, (n, 1, frames, size, size))
+        if stored is not None:
+            return stored
     sources, _ = _source_digits(split)
     rng = np.random.default_rng([seed, SPLITS.index(split), 6])
     labels = rng.permutation(np.arange(n) % len(CLIP_CLASSES)).astype(np.int64)

@@ -79,7 +79,7 @@ def _grade_id(cell: nbformat.NotebookNode) -> str | None:
     return f"check_{match[1]}" if match else None
 
 
-def course_checks(course_nb: nbformat.NotebookNode) -> list[Check]:
+def _course_checks(course_nb: nbformat.NotebookNode) -> list[Check]:
     """The autograded check cells of a course notebook, in order."""
     checks = []
     for cell in course_nb.cells:
@@ -90,7 +90,7 @@ def course_checks(course_nb: nbformat.NotebookNode) -> list[Check]:
     return checks
 
 
-def restore_locked_cells(submitted: nbformat.NotebookNode,
+def _restore_locked_cells(submitted: nbformat.NotebookNode,
                          course_nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The submission with every locked course cell (matched by grade id) put back as issued.
 
@@ -131,7 +131,7 @@ def _first_line(text: str) -> str:
     return line if len(line) <= MESSAGE_CHARS else line[: MESSAGE_CHARS - 1] + "…"
 
 
-def verdicts(executed: nbformat.NotebookNode, checks: list[Check],
+def _verdicts(executed: nbformat.NotebookNode, checks: list[Check],
              stopped: str | None) -> list[tuple[str, str, int]]:
     """(status, message, points) for every check, read from the executed notebook.
 
@@ -163,7 +163,7 @@ def verdicts(executed: nbformat.NotebookNode, checks: list[Check],
     return out
 
 
-def execute(nb: nbformat.NotebookNode, timeout: float) -> str | None:
+def _execute(nb: nbformat.NotebookNode, timeout: float) -> str | None:
     """Run ``nb`` in place in a fresh kernel; return why it stopped early, or None."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -185,7 +185,7 @@ def execute(nb: nbformat.NotebookNode, timeout: float) -> str | None:
     return None
 
 
-def grade_notebook(path: Path, submission: str, course: Path, timeout: float) -> list[Row]:
+def _grade_notebook(path: Path, submission: str, course: Path, timeout: float) -> list[Row]:
     """The rows of one submitted notebook."""
     number = re.match(r"(\d\d)_", path.name)
     matches = sorted(course.glob(f"{number[1]}_*.ipynb")) if number else []
@@ -194,7 +194,7 @@ def grade_notebook(path: Path, submission: str, course: Path, timeout: float) ->
                     "not a course notebook: its name must start with the number of one "
                     f"(00_ to {len(list(course.glob('*.ipynb'))) - 1:02d}_)", 0, 0)]
     course_nb = nbformat.read(matches[0], as_version=4)
-    checks = course_checks(course_nb)
+    checks = _course_checks(course_nb)
     total = sum(c.points for c in checks)
     name = matches[0].name
     try:
@@ -204,10 +204,10 @@ def grade_notebook(path: Path, submission: str, course: Path, timeout: float) ->
     except Exception as exc:
         return [Row(submission, name, WHOLE_NOTEBOOK, "❌",
                     f"not a valid notebook (JSON): {_first_line(str(exc))}", 0, total)]
-    runnable = restore_locked_cells(submitted, course_nb)
-    stopped = execute(runnable, timeout)
+    runnable = _restore_locked_cells(submitted, course_nb)
+    stopped = _execute(runnable, timeout)
     rows = [Row(submission, name, check.exercise, status, message, points, check.points)
-            for check, (status, message, points) in zip(checks, verdicts(runnable, checks,
+            for check, (status, message, points) in zip(checks, _verdicts(runnable, checks,
                                                                          stopped), strict=True)]
     if not rows:  # a course notebook without exercises: one row says how it ran
         rows.append(Row(submission, name, WHOLE_NOTEBOOK, "❌" if stopped else "✅",
@@ -215,7 +215,7 @@ def grade_notebook(path: Path, submission: str, course: Path, timeout: float) ->
     return rows
 
 
-def find_notebooks(submissions: list[Path]) -> list[tuple[str, Path]]:
+def _find_notebooks(submissions: list[Path]) -> list[tuple[str, Path]]:
     """(submission name, notebook path) for every argument, in a stable order."""
     found = []
     for item in submissions:
@@ -229,7 +229,7 @@ def find_notebooks(submissions: list[Path]) -> list[tuple[str, Path]]:
     return found
 
 
-def write_tables(rows: list[Row], csv_path: Path | None, markdown_path: Path | None) -> str:
+def _write_tables(rows: list[Row], csv_path: Path | None, markdown_path: Path | None) -> str:
     """Write the CSV and Markdown tables; return the Markdown text."""
     fields = list(Row.__dataclass_fields__)
     if csv_path is not None:
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     if not args.course.is_dir():
         parser.error(f"--course must be the folder of the course's notebooks, got {args.course}")
-    notebooks = find_notebooks(args.submissions)
+    notebooks = _find_notebooks(args.submissions)
     if not notebooks:
         parser.error("no notebooks (*.ipynb) found in the SUBMISSIONs given")
     os.environ["ACV_GRADING"] = "1"  # inherited by every kernel this process starts
@@ -288,12 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     for number, (submission, path) in enumerate(notebooks, start=1):
         print(f"[{number}/{len(notebooks)}] {submission}: {path.name} …", flush=True)
         start = time.monotonic()
-        new = grade_notebook(path, submission, args.course, args.timeout)
+        new = _grade_notebook(path, submission, args.course, args.timeout)
         rows += new
         marks = "".join(r.status for r in new)
         print(f"    {marks}  {sum(r.points for r in new)}/{sum(r.max_points for r in new)} points "
               f"in {time.monotonic() - start:.1f} s", flush=True)
-    print(write_tables(rows, args.csv, args.markdown))
+    print(_write_tables(rows, args.csv, args.markdown))
     print(f"wrote {args.csv} and {args.markdown}")
     return 0
 

@@ -68,7 +68,7 @@ def gaussian_pyramid(x: np.ndarray, levels: int = PYRAMID_LEVELS) -> list[np.nda
     return pyramid
 
 
-def reduce_to(x: np.ndarray, steps: int) -> np.ndarray:
+def _reduce_to(x: np.ndarray, steps: int) -> np.ndarray:
     """Apply ``pyr_reduce`` ``steps`` times: moves a map ``steps`` scales down the pyramid."""
     for _ in range(positive_int(steps, "steps", minimum=0)):
         x = pyr_reduce(x)
@@ -248,7 +248,7 @@ def _feature_pyramids(rgb: np.ndarray) -> dict[str, list[np.ndarray]]:
 
 def _across_scale_sum(maps: list[tuple[int, np.ndarray]]) -> np.ndarray:
     """The across-scale addition (+): reduce each (scale, map) to scale 4 and add."""
-    return sum(reduce_to(m, MAP_LEVEL - c) for c, m in maps)
+    return sum(_reduce_to(m, MAP_LEVEL - c) for c, m in maps)
 
 
 def itti_koch(image: np.ndarray) -> IttiKochResult:

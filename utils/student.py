@@ -55,7 +55,7 @@ class MarkerError(ValueError):
     """Solution markers that do not pair up, or an exercise without its check cell."""
 
 
-def has_solution(source: str) -> bool:
+def _has_solution(source: str) -> bool:
     """Whether a cell's source holds a solution region (nbgrader's test: the marker in a line)."""
     return any(BEGIN_MARK in line for line in source.split("\n"))
 
@@ -93,7 +93,7 @@ def _cell_metadata(grade_id: str, *, grade: bool = False, solution: bool = False
     return meta
 
 
-def grading_metadata(nb: nbformat.NotebookNode, name: str = "notebook") -> list[dict]:
+def _grading_metadata(nb: nbformat.NotebookNode, name: str = "notebook") -> list[dict]:
     """nbgrader's metadata for every cell of a solution notebook, derived from its content."""
     from .check import EXERCISES  # the points live beside the checkers
 
@@ -102,7 +102,7 @@ def grading_metadata(nb: nbformat.NotebookNode, name: str = "notebook") -> list[
     answers = 0
     for index, cell in enumerate(cells):
         where = f"{name}, cell {index}"
-        if not has_solution(cell.source):
+        if not _has_solution(cell.source):
             continue
         if cell.cell_type == "markdown":
             answers += 1
@@ -131,7 +131,7 @@ def with_grading_metadata(nb: nbformat.NotebookNode,
                           name: str = "notebook") -> nbformat.NotebookNode:
     """A copy of ``nb`` whose cells carry nbgrader's metadata (``nb`` is not changed)."""
     stamped = copy.deepcopy(nb)
-    for cell, meta in zip(stamped.cells, grading_metadata(nb, name), strict=True):
+    for cell, meta in zip(stamped.cells, _grading_metadata(nb, name), strict=True):
         cell.metadata["nbgrader"] = meta
     return stamped
 
@@ -154,11 +154,6 @@ def _text(nb: nbformat.NotebookNode) -> str:
     return nbformat.writes(nb) + "\n"
 
 
-def render(path: Path) -> str:
-    """The text of the student edition of the solution notebook at ``path``."""
-    return _text(student_notebook(nbformat.read(path, as_version=4), name=path.name))
-
-
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -173,7 +168,7 @@ def _committed_text(path: Path) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def holds_own_work(path: Path, record: dict[str, str]) -> bool:
+def _holds_own_work(path: Path, record: dict[str, str]) -> bool:
     """Whether ``path`` may hold a learner's work: it is neither what the generator last wrote
     there nor the committed version."""
     text = path.read_text(errors="replace")
@@ -227,7 +222,7 @@ def sync(src: Path, dst: Path, check: bool = False,
         if current == text:
             record[name] = _sha256(text)
             continue
-        own = current is not None and holds_own_work(target, record)
+        own = current is not None and _holds_own_work(target, record)
         if check:
             state = "missing" if current is None else "out of date"
             if own:
@@ -243,7 +238,7 @@ def sync(src: Path, dst: Path, check: bool = False,
     for stale in sorted(dst.glob("*.ipynb")) if dst.is_dir() else []:
         if stale.name in wanted:
             continue
-        own = holds_own_work(stale, record)
+        own = _holds_own_work(stale, record)
         if check:
             problems.append(f"{stale}: has no solution notebook in {src}"
                             + (" (it may be your own: `make student` moves it to "

@@ -48,7 +48,8 @@ def evaluate(model: nn.Module, data: Dataset, batch_size: int = 250,
     device = device or next(model.parameters()).device
     x, y = _tensors(data, device)
     model.eval()
-    logits = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    with torch.no_grad():
+        logits = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
     preds = logits.argmax(1)
     correct = (preds == y).cpu().numpy()
     labels = data.labels

@@ -1,0 +1,169 @@
+"""The training command, python -m utils.train_video: arguments checked before any work,
+one checkpoint per seed, resume and evaluate from checkpoints, a corrupt data cache rebuilt."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+import torch
+
+import utils.train_video as tv
+from utils.datasets import moving_digits
+
+QUICK = ["--fast", "--epochs", "1", "--clips", "60", "--progress", "off"]
+
+
+@pytest.fixture
+def no_data(monkeypatch):
+    """Fail the test if the command gets as far as building data."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the command built data before refusing its arguments")
+
+    monkeypatch.setattr(tv, "video_experiment", refuse)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Two seeds of c2d trained for one epoch in fast mode, saved."""
+    out = tmp_path_factory.mktemp("runs")
+    assert tv.main(["--model", "c2d", *QUICK, "--seeds", "0", "1", "--save", str(out)]) == 0
+    return out
+
+
+def _refused(argv, capsys, message):
+    with pytest.raises(SystemExit) as stop:
+        tv.main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "c2d", "--epochs", "0"], "--epochs must be a positive integer, got 0"),
+    (["--model", "c2d", "--batch-size", "-5"], "--batch-size must be a positive integer"),
+    (["--model", "c2d", "--clips", "0"], "--clips must be a positive integer"),
+    (["--model", "c2d", "--lr", "-1"], "--lr must be a finite positive number, got -1.0"),
+    (["--model", "c2d", "--lr", "nan"], "--lr must be a finite positive number, got nan"),
+    (["--model", "c2d", "--lr", "0"], "--lr must be a finite positive number"),
+    (["--model", "c2d", "--seeds", "-1"], "--seeds must be non-negative integers"),
+    (["--model", "c2d", "--seeds", "0", "0"], "--seeds must not repeat a seed"),
+    (["--model", "c2d", "--seeds", "x"], "argument --seeds: invalid int value: 'x'"),
+    (["--model", "resnet"], "argument --model: invalid choice: 'resnet'"),
+    ([], "--model is required"),
+    (["--evaluate", "a.pt", "--resume", "b.pt"], "not allowed with argument"),
+    (["--evaluate", "missing.pt"], "--evaluate: missing.pt is not a file"),
+    (["--resume", "missing.pt", "--epochs", "1"], "--resume: missing.pt is not a file"),
+])
+def test_bad_command_lines_are_refused_before_any_data(argv, message, capsys, no_data):
+    _refused(argv, capsys, message)
+
+
+def test_an_unwritable_save_folder_is_refused_first(tmp_path, capsys, no_data):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    _refused(["--model", "c2d", "--save", str(blocker / "runs")], capsys,
+             f"--save: cannot write checkpoints to {blocker / 'runs'}")
+    if os.geteuid() != 0:                       # root may write to a read-only folder
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+        _refused(["--model", "c2d", "--save", str(locked)], capsys, "cannot write checkpoints")
+
+
+def test_one_checkpoint_per_seed_with_model_seed_and_mode(trained, capsys):
+    names = sorted(p.name for p in trained.glob("*.pt"))
+    assert names == ["c2d_seed0_fast.pt", "c2d_seed1_fast.pt"]
+    a, b = (torch.load(trained / n, weights_only=True) for n in names)
+    assert (a["model"], a["seed"], a["mode"], a["epochs"]) == ("c2d", 0, "fast", 1)
+    assert (b["model"], b["seed"], b["mode"], b["epochs"]) == ("c2d", 1, "fast", 1)
+    assert 0 <= a["accuracy"] <= 1
+    assert not all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert tv.checkpoint_name("i3d+nl space", 3, "full") == "i3d-nl-space_seed3_full.pt"
+
+
+def test_the_header_states_the_real_mode(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ACV_FAST", raising=False)
+    assert tv.main(["--model", "c2d", *QUICK, "--seeds", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "'mode': 'fast (--fast)'" in out and "full" not in out.split("\n")[0]
+
+
+def test_existing_checkpoints_are_never_overwritten_silently(trained, capsys, no_data):
+    _refused(["--model", "c2d", *QUICK, "--seeds", "1", "--save", str(trained)], capsys,
+             "c2d_seed1_fast.pt already exist; pass --overwrite")
+
+
+def test_evaluate_reproduces_the_saved_accuracy(trained, capsys):
+    saved = torch.load(trained / "c2d_seed0_fast.pt", weights_only=True)["accuracy"]
+    assert tv.main(["--evaluate", str(trained / "c2d_seed0_fast.pt"), "--fast"]) == 0
+    out = capsys.readouterr().out
+    assert f"accuracy {saved:.1%}" in out and "c2d, seed 0, trained 1 epochs" in out
+
+
+def test_resume_continues_training_and_counts_the_epochs(trained, tmp_path, capsys):
+    source = trained / "c2d_seed1_fast.pt"
+    out = tmp_path / "resumed"
+    assert tv.main(["--resume", str(source), *QUICK, "--save", str(out)]) == 0
+    assert "from " + str(source) + " (1 epochs)" in capsys.readouterr().out
+    resumed = torch.load(out / "c2d_seed1_fast.pt", weights_only=True)
+    before = torch.load(source, weights_only=True)
+    assert (resumed["model"], resumed["seed"], resumed["epochs"]) == ("c2d", 1, 2)
+    assert any(not torch.equal(resumed["state_dict"][k], before["state_dict"][k])
+               for k in before["state_dict"])
+
+
+def test_a_checkpoint_of_another_model_is_refused(trained, capsys, no_data, monkeypatch):
+    _refused(["--evaluate", str(trained / "c2d_seed0_fast.pt"), "--model", "i3d"], capsys,
+             "holds 'c2d' weights, not 'i3d'")
+    _refused(["--resume", str(trained / "c2d_seed0_fast.pt"), "--seeds", "3"], capsys,
+             "the seed is the checkpoint's (0); drop --seeds")
+    monkeypatch.delenv("ACV_FAST", raising=False)
+    _refused(["--resume", str(trained / "c2d_seed0_fast.pt")], capsys,
+             "was trained in fast mode; continue it in the same mode (add --fast)")
+
+
+def test_corrupt_or_foreign_checkpoints_are_refused_with_the_file_named(trained, tmp_path,
+                                                                        capsys, no_data):
+    good = (trained / "c2d_seed0_fast.pt").read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good[: len(good) // 2])
+    _refused(["--evaluate", str(cut)], capsys, f"{cut} is not a readable checkpoint")
+    plain = tmp_path / "plain.pt"
+    torch.save({"weight": torch.zeros(3)}, plain)
+    _refused(["--evaluate", str(plain)], capsys, "is not a checkpoint of python -m "
+                                                 "utils.train_video")
+    renamed = tmp_path / "renamed.pt"
+    ckpt = torch.load(trained / "c2d_seed0_fast.pt", weights_only=True)
+    torch.save({**ckpt, "model": "i3d"}, renamed)       # c2d weights claiming to be i3d
+    with pytest.raises(ValueError, match="the weights do not fit a 'i3d' model"):
+        tv._model_from(tv.load_checkpoint(renamed), renamed)
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"format": tv.CHECKPOINT_FORMAT, "x": Payload()}, pickled)
+    _refused(["--evaluate", str(pickled)], capsys, "is not a readable checkpoint")
+    assert "code ran" not in capsys.readouterr().out
+
+
+def test_a_corrupt_data_cache_is_detected_reported_and_rebuilt(tmp_path, monkeypatch):
+    import utils.datasets as datasets
+
+    monkeypatch.setattr(datasets, "_cache_dir", lambda: tmp_path)
+    fresh = moving_digits(12, frames=8, size=24, seed=5)
+    (path,) = tmp_path.glob("moving_digits_*.npz")
+    for damage in (path.read_bytes()[:100], b"not a zip file at all"):
+        path.write_bytes(damage)
+        with pytest.warns(UserWarning, match="could not be read .*rebuilding it"):
+            again = moving_digits(12, frames=8, size=24, seed=5)
+        assert np.array_equal(again.clips, fresh.clips)
+        assert np.array_equal(moving_digits(12, frames=8, size=24, seed=5).clips, fresh.clips)
+    np.savez_compressed(path, clips=np.zeros((3, 1, 8, 24, 24), np.uint8),
+                        labels=np.zeros(3), positions=np.zeros((3, 2, 8, 2)))
+    with pytest.warns(UserWarning, match=r"holds clips of shape \(3, 1, 8, 24, 24\)"):
+        assert np.array_equal(moving_digits(12, frames=8, size=24, seed=5).clips, fresh.clips)
