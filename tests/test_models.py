@@ -108,12 +108,10 @@ def test_se_overhead_formula_and_attention_in_box():
 
 
 def test_versus_baseline_uses_the_standard_error_of_the_difference():
-    from types import SimpleNamespace
-
-    from utils.training import versus_baseline
+    from utils.training import TrainResult, versus_baseline
 
     def runs(*accs):
-        return [SimpleNamespace(accuracy=a) for a in accs]
+        return [TrainResult(a, np.zeros(1), [], 0.0, None) for a in accs]
 
     out = versus_baseline({"base": runs(0.80, 0.82, 0.81), "a": runs(0.90, 0.91, 0.92),
                            "b": runs(0.80, 0.83, 0.79)}, "base")

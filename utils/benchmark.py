@@ -61,6 +61,8 @@ class PlainSE(nn.Module):
     """SE written with pooling and 1x1 convolution layers."""
 
     def __init__(self, se: SqueezeExcitation):
+        if not isinstance(se, SqueezeExcitation):
+            raise ValueError(f"se must be a SqueezeExcitation module, got {type(se).__name__}")
         super().__init__()
         c, h = se.fc1.in_features, se.fc1.out_features
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -74,6 +76,9 @@ class PlainECA(nn.Module):
     """ECA written with a pooling layer and a Conv1d over the squeezed, transposed vector."""
 
     def __init__(self, eca: EfficientChannelAttention):
+        if not isinstance(eca, EfficientChannelAttention):
+            raise ValueError(f"eca must be an EfficientChannelAttention module, "
+                             f"got {type(eca).__name__}")
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.conv = nn.Conv1d(1, 1, eca.kernel_size, padding=eca.kernel_size // 2, bias=False)
@@ -87,6 +92,8 @@ class PlainGC(nn.Module):
     """The global context block with an explicit softmax map and a matmul."""
 
     def __init__(self, gc: GlobalContext):
+        if not isinstance(gc, GlobalContext):
+            raise ValueError(f"gc must be a GlobalContext module, got {type(gc).__name__}")
         super().__init__()
         self.gc = gc
 
@@ -270,8 +277,16 @@ def run(shapes: list[tuple[int, ...]], modules: list[str] | None = None,
     return rows
 
 
+def _check_rows(rows: object) -> None:
+    if not isinstance(rows, list | tuple) or not rows or not all(
+            isinstance(r, Row) for r in rows):
+        raise ValueError("rows must be a non-empty list of benchmark Rows (what run returns), "
+                         f"got {type(rows).__name__}")
+
+
 def markdown(rows: list[Row]) -> str:
     """The rows as a Markdown table."""
+    _check_rows(rows)
     lines = ["| module | shape | params | MMACs | peak MiB | ms | vs plain |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -284,6 +299,7 @@ def markdown(rows: list[Row]) -> str:
 
 def to_csv(rows: list[Row]) -> str:
     """The rows as CSV text with a header."""
+    _check_rows(rows)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(asdict(rows[0])))
     writer.writeheader()

@@ -51,12 +51,21 @@ class Exercise:
     idea: str
     hint: str
 
+    def __post_init__(self) -> None:
+        if isinstance(self.points, bool) or not isinstance(self.points, int) or self.points < 1:
+            raise ValueError(f"points must be a positive integer, got {self.points!r}")
+        for field_name in ("name", "idea", "hint"):
+            if not isinstance(getattr(self, field_name), str) or not getattr(self, field_name):
+                raise ValueError(f"{field_name} must be a non-empty string")
+
 
 EXERCISES: dict[str, Exercise] = {}
 
 
 def exercise(*, points: int, idea: str, hint: str) -> Callable[[Callable], Callable]:
     """Register a checker (named like its exercise) with its points and two levels of hint."""
+    Exercise("(checked before registering)", points, idea, hint)
+
     def register(checker: Callable) -> Callable:
         EXERCISES[checker.__name__] = Exercise(checker.__name__, points, idea, hint)
         return checker
@@ -77,6 +86,11 @@ class Case:
 
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.args, tuple) or not isinstance(self.kwargs, dict):
+            raise ValueError(f"args must be a tuple and kwargs a dict, got "
+                             f"{type(self.args).__name__} and {type(self.kwargs).__name__}")
 
     def describe(self) -> str:
         def short(v: Any) -> str:
@@ -138,6 +152,9 @@ def compare(got: Any, expected: Any, *, name: str = "output", rtol: float = 1e-7
     item. A number may be answered by a 0-d array or tensor. Returns the largest absolute
     error found (0.0 for exact matches).
     """
+    if not (isinstance(rtol, int | float) and isinstance(atol, int | float)
+            and rtol >= 0 and atol >= 0):
+        raise ValueError(f"rtol and atol must be non-negative numbers, got {rtol!r} and {atol!r}")
     if isinstance(expected, dict):
         if not isinstance(got, dict) or set(got) != set(expected):
             got_text = f"keys {sorted(got)}" if isinstance(got, dict) else type(got).__name__
@@ -252,6 +269,9 @@ def check_exercise(learner: Callable, reference: Callable, cases: Sequence[Case]
 
     ``idea`` (the first-level hint) defaults to the registered exercise ``title``'s.
     """
+    if not callable(reference) or isinstance(cases, str | bytes) or not all(
+            isinstance(c, Case) for c in cases) or not cases:
+        raise ValueError("reference must be callable and cases a non-empty sequence of Case")
     if not callable(learner):
         raise ValueError(f"the exercise function for {title!r} must be callable, "
                          f"got {type(learner).__name__}")

@@ -31,6 +31,24 @@ class DigitScenes:
     labels: np.ndarray
     boxes: np.ndarray
 
+    def __post_init__(self) -> None:
+        _check_fields(self, {"images": 4, "labels": 1, "boxes": 2})
+        if self.images.shape[1] != 1 or self.boxes.shape[1] != 4:
+            raise ValueError(f"images must be (N, 1, S, S) and boxes (N, 4), got "
+                             f"{self.images.shape} and {self.boxes.shape}")
+
+
+def _check_fields(data: object, ranks: dict[str, int]) -> None:
+    """Each named field of a data set is an array of the given rank, all of one length."""
+    for name, ndim in ranks.items():
+        value = getattr(data, name)
+        if not isinstance(value, np.ndarray) or value.ndim != ndim:
+            shape = getattr(value, "shape", type(value).__name__)
+            raise ValueError(f"{name} must be a numpy array with {ndim} dimensions, got {shape}")
+    lengths = {name: len(getattr(data, name)) for name in ranks}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"every field must hold the same number of examples, got {lengths}")
+
 
 def _source_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits
@@ -98,6 +116,10 @@ def box_mask(boxes: np.ndarray, map_shape: tuple[int, int], image_size: int) -> 
     boxes = np.asarray(boxes)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"boxes must have shape (N, 4), got {boxes.shape}")
+    if (not isinstance(map_shape, tuple | list) or len(map_shape) != 2
+            or not all(isinstance(v, int | np.integer) and v > 0 for v in map_shape)):
+        raise ValueError(f"map_shape must be a pair of positive integers (h, w), got {map_shape!r}")
+    image_size = positive_int(image_size, "image_size")
     h, w = map_shape
     rows = (np.arange(h) + 0.5) * image_size / h
     cols = (np.arange(w) + 0.5) * image_size / w
@@ -161,6 +183,12 @@ class VideoClips:
     clips: np.ndarray
     labels: np.ndarray
     positions: np.ndarray
+
+    def __post_init__(self) -> None:
+        _check_fields(self, {"clips": 5, "labels": 1, "positions": 4})
+        if self.clips.shape[1] != 1 or self.positions.shape[1:] != (2, self.clips.shape[2], 2):
+            raise ValueError(f"clips must be (N, 1, T, S, S) and positions (N, 2, T, 2), got "
+                             f"{self.clips.shape} and {self.positions.shape}")
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -61,5 +61,8 @@ def psnr(reference: np.ndarray, estimate: np.ndarray, data_range: float = 1.0) -
     estimate = as_float_array(estimate, "estimate")
     if reference.shape != estimate.shape:
         raise ValueError(f"reference {reference.shape} and estimate {estimate.shape} must match")
+    if reference.size == 0:
+        raise ValueError("reference and estimate must not be empty")
+    data_range = positive_float(data_range, "data_range")
     mse = np.mean((reference - estimate) ** 2)
     return float("inf") if mse == 0 else float(10 * np.log10(data_range**2 / mse))

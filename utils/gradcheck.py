@@ -73,6 +73,12 @@ def gradient_check(f: Callable[..., np.ndarray], inputs: dict[str, np.ndarray],
     f(**inputs) is the forward pass; analytic[name] is your backward pass's gradient with
     respect to inputs[name] for the upstream gradient dout.
     """
+    if not callable(f):
+        raise ValueError(f"f must be callable, got {type(f).__name__}")
+    for name, value in (("inputs", inputs), ("analytic", analytic)):
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ValueError(f"{name} must be a dict from argument names to arrays, "
+                             f"got {type(value).__name__}")
     missing = set(inputs) - set(analytic)
     if missing:
         raise ValueError(f"analytic is missing gradients for {sorted(missing)}")

@@ -20,9 +20,30 @@ AttentionFactory = Callable[[int], nn.Module] | None
 
 def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
     """Bias-free convolution ('same' padding) with He initialisation, then batch norm."""
+    cin, cout = positive_int(cin, "cin"), positive_int(cout, "cout")
+    kernel, stride = positive_int(kernel, "kernel"), positive_int(stride, "stride")
+    if kernel % 2 == 0:
+        raise ValueError(f"kernel must be odd for 'same' padding, got {kernel}")
     conv = nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, bias=False)
     nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
     return nn.Sequential(conv, nn.BatchNorm2d(cout))
+
+
+def _check_attention(attention: AttentionFactory) -> None:
+    if attention is not None and not callable(attention):
+        raise ValueError(f"attention must be None or a callable that builds a module from a "
+                         f"channel count (e.g. functools.partial(SqueezeExcitation, "
+                         f"reduction=16)), got {attention!r}")
+
+
+def _check_block(cin: int, width: int, stride: int, attention: AttentionFactory,
+                 stride_in: str) -> None:
+    positive_int(cin, "cin")
+    positive_int(width, "width")
+    positive_int(stride, "stride")
+    _check_attention(attention)
+    if stride_in not in ("3x3", "1x1"):
+        raise ValueError(f"stride_in must be '3x3' or '1x1', got {stride_in!r}")
 
 
 class BasicBlock(nn.Module):
@@ -33,6 +54,7 @@ class BasicBlock(nn.Module):
     def __init__(self, cin: int, width: int, stride: int = 1, attention: AttentionFactory = None,
                  stride_in: str = "3x3"):
         super().__init__()
+        _check_block(cin, width, stride, attention, stride_in)
         self._assemble(cin, width, stride, attention,
                        [conv_bn(cin, width, 3, stride), nn.ReLU(inplace=True),
                         conv_bn(width, width * self.expansion, 3)])
@@ -58,8 +80,7 @@ class Bottleneck(BasicBlock):
     def __init__(self, cin: int, width: int, stride: int = 1, attention: AttentionFactory = None,
                  stride_in: str = "3x3"):
         nn.Module.__init__(self)
-        if stride_in not in ("3x3", "1x1"):
-            raise ValueError(f"stride_in must be '3x3' or '1x1', got {stride_in!r}")
+        _check_block(cin, width, stride, attention, stride_in)
         s1, s3 = (1, stride) if stride_in == "3x3" else (stride, 1)
         self._assemble(cin, width, stride, attention,
                        [conv_bn(cin, width, 1, s1), nn.ReLU(inplace=True),
@@ -75,10 +96,7 @@ class ResNet(nn.Module):
                  num_classes: int, in_channels: int = 3, stem: str = "imagenet",
                  attention: AttentionFactory = None, stride_in: str = "3x3"):
         super().__init__()
-        if attention is not None and not callable(attention):
-            raise ValueError(f"attention must be None or a callable that builds a module from a "
-                             f"channel count (e.g. functools.partial(SqueezeExcitation, "
-                             f"reduction=16)), got {attention!r}")
+        _check_attention(attention)
         if len(blocks) != len(widths) or not blocks:
             raise ValueError(f"blocks and widths must be equal-length, non-empty; got "
                              f"{list(blocks)} and {list(widths)}")
@@ -188,6 +206,13 @@ NL_AFFINITIES = ("spacetime", "space", "time")
 def conv_bn3d(cin: int, cout: int, kernel: tuple[int, int, int],
               stride: tuple[int, int, int] = (1, 1, 1)) -> nn.Sequential:
     """Bias-free 3-D convolution ('same' padding), He initialisation, batch norm, ReLU."""
+    cin, cout = positive_int(cin, "cin"), positive_int(cout, "cout")
+    for name, value in (("kernel", kernel), ("stride", stride)):
+        if (not isinstance(value, tuple | list) or len(value) != 3
+                or not all(isinstance(v, int) and v > 0 for v in value)):
+            raise ValueError(f"{name} must be three positive integers (t, h, w), got {value!r}")
+    if any(k % 2 == 0 for k in kernel):
+        raise ValueError(f"kernel must be odd in every axis for 'same' padding, got {kernel}")
     conv = nn.Conv3d(cin, cout, kernel, stride, padding=tuple(k // 2 for k in kernel), bias=False)
     nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
     return nn.Sequential(conv, nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
@@ -196,13 +221,15 @@ def conv_bn3d(cin: int, cout: int, kernel: tuple[int, int, int],
 def _check_clips(x: torch.Tensor, name: str) -> None:
     from .modules import _check_input
 
-    _check_input(x, None, name, ndim=5, expected="clips (B, C, T, H, W)")
+    _check_input(x, None, name, ndim=5, expected="(B, C, T, H, W), a batch of clips")
 
 
 class FrameWise(nn.Module):
     """Apply a 2-D module to every frame of (B, C, T, H, W): T is folded into the batch."""
 
     def __init__(self, module: nn.Module):
+        if not isinstance(module, nn.Module):
+            raise ValueError(f"module must be a torch.nn.Module, got {type(module).__name__}")
         super().__init__()
         self.module = module
 

@@ -268,6 +268,14 @@ AFFINITY_MEMORY_FRACTION = 0.5   # the explicit N x N affinity may use this shar
 
 def available_memory_bytes(device: torch.device) -> int:
     """Free memory on ``device``: CUDA's free bytes, else the machine's available RAM."""
+    if isinstance(device, str):
+        try:
+            device = torch.device(device)
+        except RuntimeError:
+            raise ValueError(f"device must be a torch.device or a device name such as 'cpu', "
+                             f"got {device!r}") from None
+    if not isinstance(device, torch.device):
+        raise ValueError(f"device must be a torch.device, got {type(device).__name__}")
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     try:
@@ -410,6 +418,13 @@ def feature_covariance(x: torch.Tensor) -> torch.Tensor:
     x: (B, C, *S). Rows are positions across the batch; computed without gradient, as the
     interaction-aware loss treats it as a constant.
     """
+    if not isinstance(x, torch.Tensor) or x.dim() < 3:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be a tensor (B, C, *S) with at least one spatial axis, "
+                         f"got {shape}")
+    if x.shape[0] * x[0, 0].numel() < 2:
+        raise ValueError(f"x must hold at least two positions across the batch, got shape "
+                         f"{tuple(x.shape)}")
     with torch.no_grad():
         flat = x.transpose(0, 1).reshape(x.shape[1], -1)
         centred = flat - flat.mean(dim=1, keepdim=True)

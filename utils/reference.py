@@ -47,6 +47,29 @@ def _check_params(params: Params, shapes: dict[str, tuple[int, ...]], name: str)
     return out
 
 
+def _check_rng(rng: object) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy Generator (np.random.default_rng(seed)), "
+                         f"got {type(rng).__name__}")
+    return rng
+
+
+def _unpack_cache(cache: object, size: int, forward: str) -> tuple:
+    """The cache a forward pass returned, checked to be the right kind before unpacking."""
+    if not isinstance(cache, tuple) or len(cache) != size:
+        raise ValueError(f"cache must be the cache that {forward} returned (a tuple of {size}), "
+                         f"got {type(cache).__name__}"
+                         + (f" of {len(cache)}" if isinstance(cache, tuple) else ""))
+    return cache
+
+
+def _check_dout(dout: object, x: np.ndarray) -> np.ndarray:
+    dout = as_float_array(dout, "dout", ndim=x.ndim)
+    if dout.shape != x.shape:
+        raise ValueError(f"dout must have the shape of x, {x.shape}, got {dout.shape}")
+    return dout
+
+
 def mlp_shapes(channels: int, reduction: int) -> dict[str, tuple[int, ...]]:
     """Parameter shapes of the bottleneck MLP C -> C/r -> C shared by SE and CBAM."""
     channels = positive_int(channels, "channels")
@@ -60,6 +83,8 @@ def mlp_shapes(channels: int, reduction: int) -> dict[str, tuple[int, ...]]:
 def init_mlp(channels: int, reduction: int, rng: np.random.Generator, scale: float = 0.5) -> Params:
     """Random MLP parameters (normal, std scale/sqrt(fan_in)) for tests and exercises."""
     shapes = mlp_shapes(channels, reduction)
+    rng = _check_rng(rng)
+    scale = positive_float(scale, "scale")
     return {k: rng.normal(size=s) * scale / np.sqrt(s[-1] if len(s) > 1 else 1)
             for k, s in shapes.items()}
 
@@ -100,10 +125,8 @@ def se_forward(x: np.ndarray, params: Params) -> tuple[np.ndarray, tuple]:
 
 def se_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, Params]:
     """Gradients of SE: dx (B, C, H, W) and {w1, b1, w2, b2}."""
-    x, s, mlp_cache, p = cache
-    dout = as_float_array(dout, "dout", ndim=4)
-    if dout.shape != x.shape:
-        raise ValueError(f"dout must have the shape of x, {x.shape}, got {dout.shape}")
+    x, s, mlp_cache, p = _unpack_cache(cache, 4, "se_forward")
+    dout = _check_dout(dout, x)
     ds = (dout * x).sum(axis=(2, 3))                 # through the scale
     du = ds * s * (1 - s)                            # through the sigmoid
     dz, grads = _mlp_backward(du, mlp_cache, p)
@@ -145,7 +168,8 @@ def channel_attention_forward(x: np.ndarray, params: Params) -> tuple[np.ndarray
 
 def channel_attention_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, Params]:
     """Gradients of CBAM channel attention: dx and {w1, b1, w2, b2}."""
-    x, mc, arg, cache_avg, cache_max, p = cache
+    x, mc, arg, cache_avg, cache_max, p = _unpack_cache(cache, 6, "channel_attention_forward")
+    dout = _check_dout(dout, x)
     b, c, h, w = x.shape
     dmc = (dout * x).sum(axis=(2, 3))
     du = dmc * mc * (1 - mc)
@@ -166,6 +190,14 @@ def conv2d_same(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray
     x: (B, Cin, H, W), w: (Cout, Cin, k, k), b: (Cout,). Returns out (B, Cout, H, W) and the
     patches (B, Cin, H, W, k, k) that the backward pass reuses.
     """
+    x = _check_x(x)
+    w = as_float_array(w, "w", ndim=4)
+    b = as_float_array(b, "b", ndim=1)
+    if w.shape[1] != x.shape[1] or w.shape[2] != w.shape[3] or w.shape[2] % 2 == 0:
+        raise ValueError(f"w must be (Cout, {x.shape[1]}, k, k) with odd k for x of shape "
+                         f"{x.shape}, got {w.shape}")
+    if b.shape != (w.shape[0],):
+        raise ValueError(f"b must have shape ({w.shape[0]},), got {b.shape}")
     k = w.shape[-1]
     pad = k // 2
     padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
@@ -180,7 +212,15 @@ def conv2d_same_backward(dout: np.ndarray, patches: np.ndarray,
 
     dx is the 'same' convolution of dout with the kernel rotated by 180 degrees.
     """
-    k = w.shape[-1]
+    w = as_float_array(w, "w", ndim=4)
+    patches = as_float_array(patches, "patches", ndim=6)
+    dout = as_float_array(dout, "dout", ndim=4)
+    b, cin, h, wd, k, _ = patches.shape
+    if w.shape[1:] != (cin, k, k):
+        raise ValueError(f"w must be (Cout, {cin}, {k}, {k}) to match patches {patches.shape}, "
+                         f"got {w.shape}")
+    if dout.shape != (b, w.shape[0], h, wd):
+        raise ValueError(f"dout must have shape {(b, w.shape[0], h, wd)}, got {dout.shape}")
     pad = k // 2
     dw = np.einsum("bchwij,bohw->ocij", patches, dout, optimize=True)
     db = dout.sum(axis=(0, 2, 3))
@@ -219,7 +259,8 @@ def spatial_attention_forward(x: np.ndarray, params: Params,
 
 def spatial_attention_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, Params]:
     """Gradients of CBAM spatial attention: dx (B, C, H, W) and {w, b}."""
-    x, ms, arg, patches, p, pool_order = cache
+    x, ms, arg, patches, p, pool_order = _unpack_cache(cache, 6, "spatial_attention_forward")
+    dout = _check_dout(dout, x)
     dms = (dout * x).sum(axis=1)                                       # (B, H, W)
     dlogits = (dms * ms * (1 - ms))[:, None]
     dpooled, dw, db = conv2d_same_backward(dlogits, patches, p["w"])
@@ -248,7 +289,7 @@ def cbam_forward(x: np.ndarray, params: dict[str, Params],
 
 def cbam_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, dict[str, Params]]:
     """Gradients of CBAM: dx and {'channel': {...}, 'spatial': {...}}."""
-    cache_c, cache_s = cache
+    cache_c, cache_s = _unpack_cache(cache, 2, "cbam_forward")
     d1, g_s = spatial_attention_backward(dout, cache_s)
     dx, g_c = channel_attention_backward(d1, cache_c)
     return dx, {"channel": g_c, "spatial": g_s}
@@ -275,6 +316,24 @@ def max_pool_spatial(x: np.ndarray) -> np.ndarray:
     return x.reshape(*x.shape[:-2], h // 2, 2, w // 2, 2).max(axis=(-3, -1))
 
 
+def _check_qkv(theta: np.ndarray, phi: np.ndarray,
+               g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """theta (B, N, d), phi (B, N_p, d) and g (B, N_p, d_v) as float64, shapes checked."""
+    theta = as_float_array(theta, "theta", ndim=3)
+    phi = as_float_array(phi, "phi", ndim=3)
+    g = as_float_array(g, "g", ndim=3)
+    b, _, d = theta.shape
+    if phi.shape[0] != b or phi.shape[2] != d:
+        raise ValueError(f"phi must be (B, N_p, d) = ({b}, N_p, {d}) to match theta "
+                         f"{theta.shape}, got {phi.shape}")
+    if g.shape[:2] != phi.shape[:2]:
+        raise ValueError(f"g must be (B, N_p, d_v) with (B, N_p) = {phi.shape[:2]} as in phi, "
+                         f"got {g.shape}")
+    if phi.shape[1] == 0:
+        raise ValueError("phi must hold at least one key position (N_p >= 1)")
+    return theta, phi, g
+
+
 def embedded_attention(theta: np.ndarray, phi: np.ndarray, g: np.ndarray,
                        scale: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Embedded-Gaussian pairwise function: f = softmax_j(theta_i . phi_j), y = f g.
@@ -282,6 +341,7 @@ def embedded_attention(theta: np.ndarray, phi: np.ndarray, g: np.ndarray,
     theta: (B, N, d), phi: (B, N_p, d), g: (B, N_p, d_v). Returns y (B, N, d_v), f (B, N, N_p).
     With ``scale`` the scores are divided by sqrt(d) first (scaled dot-product attention).
     """
+    theta, phi, g = _check_qkv(theta, phi, g)
     scores = theta @ phi.transpose(0, 2, 1)
     if scale:
         scores = scores / np.sqrt(theta.shape[-1])
@@ -297,6 +357,7 @@ def dot_attention(theta: np.ndarray, phi: np.ndarray,
 
     Shapes as in ``embedded_attention``. Returns y = f g and f.
     """
+    theta, phi, g = _check_qkv(theta, phi, g)
     f = theta @ phi.transpose(0, 2, 1) / phi.shape[1]
     return f @ g, f
 
@@ -321,8 +382,9 @@ def init_nonlocal(channels: int, inter: int, mode: str, rng: np.random.Generator
                   zero_gamma: bool = False) -> Params:
     """Random parameters for tests; ``zero_gamma`` gives the paper's initialisation of the
     output batch norm (scale 0, shift 0), which makes the block the identity."""
-    params = {k: rng.normal(size=s) / np.sqrt(s[-1]) for k, s in
-              nl_param_shapes(channels, inter, mode).items()}
+    shapes = nl_param_shapes(channels, inter, mode)
+    rng = _check_rng(rng)
+    params = {k: rng.normal(size=s) / np.sqrt(s[-1]) for k, s in shapes.items()}
     if zero_gamma:
         params["gamma"], params["beta"] = np.zeros(channels), np.zeros(channels)
     return params
@@ -487,6 +549,8 @@ def map_diversity(maps: np.ndarray) -> float:
     """Mean |off-diagonal| of A_hat A_hat^T for L2-normalised maps A (B, K, N): 0 when the K maps
     never overlap, 1 when they are all the same."""
     maps = as_float_array(maps, "maps", ndim=3)
+    if np.any(np.linalg.norm(maps, axis=-1) == 0):
+        raise ValueError("maps has an all-zero map; the overlap needs non-zero maps")
     u = maps / np.linalg.norm(maps, axis=-1, keepdims=True)
     gram = u @ u.transpose(0, 2, 1)
     k = maps.shape[1]
@@ -568,8 +632,10 @@ def _gc_shapes(channels: int, hidden: int) -> dict[str, tuple[int, ...]]:
 
 def init_gc(channels: int, reduction: int, rng: np.random.Generator) -> Params:
     """Random global-context parameters (all non-zero, unlike the block's initialisation)."""
+    shapes = gc_param_shapes(channels, reduction)
+    rng = _check_rng(rng)
     return {k: rng.normal(size=s) / np.sqrt(s[-1] if len(s) > 1 else 1)
-            for k, s in gc_param_shapes(channels, reduction).items()}
+            for k, s in shapes.items()}
 
 
 def gc_forward(x: np.ndarray, params: Params, eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
@@ -610,6 +676,7 @@ def gc_context(x: np.ndarray, w_k: np.ndarray, b_k: float) -> tuple[np.ndarray, 
     w_k = as_float_array(w_k, "w_k", ndim=1)
     if w_k.shape != (x.shape[1],):
         raise ValueError(f"w_k must have shape ({x.shape[1]},), got {w_k.shape}")
+    b_k = as_float_array(b_k, "b_k", ndim=0)
     flat = x.reshape(x.shape[0], x.shape[1], -1)                     # (B, C, N)
     scores = np.einsum("c,bcn->bn", w_k, flat) + float(b_k)
     scores -= scores.max(axis=1, keepdims=True)

@@ -46,6 +46,7 @@ def pyr_reduce(x: np.ndarray) -> np.ndarray:
 
     (..., H, W) -> (..., ceil(H/2), ceil(W/2)).
     """
+    x = as_float_array(x, "x", ndim=(2, 3, 4))
     return blur(x)[..., ::2, ::2]
 
 
@@ -187,10 +188,16 @@ def gabor_kernels(orientations: tuple[int, ...] = ORIENTATIONS, wavelength: floa
     size = positive_int(size, "size")
     if size % 2 == 0:
         raise ValueError(f"size must be odd so the filter has a centre, got {size}")
+    wavelength = positive_float(wavelength, "wavelength")
+    sigma = positive_float(sigma, "sigma")
+    aspect = positive_float(aspect, "aspect")
+    angles = as_float_array(orientations, "orientations", ndim=1)
+    if angles.size == 0:
+        raise ValueError("orientations must hold at least one angle in degrees")
     half = size // 2
     rows, cols = np.mgrid[-half:half + 1, -half:half + 1].astype(float)
     x, y = cols, -rows                                   # y points up
-    theta = np.deg2rad(np.asarray(orientations, dtype=float))[:, None, None]
+    theta = np.deg2rad(angles)[:, None, None]
     along = x * np.cos(theta) + y * np.sin(theta)        # along the bar
     across = -x * np.sin(theta) + y * np.cos(theta)      # across the bar: the carrier runs here
     envelope = np.exp(-(across**2 + (aspect * along) ** 2) / (2 * sigma**2))
@@ -205,6 +212,12 @@ def gabor_kernels(orientations: tuple[int, ...] = ORIENTATIONS, wavelength: floa
 def orientation_energy(image: np.ndarray, kernels: np.ndarray) -> np.ndarray:
     """|image * kernel| for each kernel: phase-invariant Gabor energy. (H, W) -> (K, H, W)."""
     image = as_float_array(image, "image", ndim=2)
+    kernels = np.asarray(kernels)
+    if kernels.ndim != 3 or kernels.shape[1] != kernels.shape[2] or kernels.shape[1] % 2 == 0:
+        raise ValueError(f"kernels must be (K, k, k) with odd k, as gabor_kernels returns, "
+                         f"got shape {kernels.shape}")
+    if not np.issubdtype(kernels.dtype, np.number):
+        raise ValueError(f"kernels must hold numbers, got dtype {kernels.dtype}")
     half = kernels.shape[-1] // 2
     padded = np.pad(image, half, mode="symmetric")
     return np.abs(signal.fftconvolve(padded[None], kernels, mode="valid", axes=(1, 2)))
@@ -407,6 +420,10 @@ def draw_bars(items: list[SearchItem], size: int, length: float, width: float,
     length, width = positive_float(length, "length"), positive_float(width, "width")
     if not 0.0 <= background <= 1.0:
         raise ValueError(f"background must be a grey level in [0, 1], got {background}")
+    if not isinstance(items, list | tuple) or not all(isinstance(i, SearchItem) for i in items):
+        kinds = ([type(i).__name__ for i in items] if isinstance(items, list | tuple)
+                 else type(items).__name__)
+        raise ValueError(f"items must be a list of SearchItem, got {kinds}")
     canvas = np.full((size, size, 3), float(background))
     reach = int(np.ceil(length / 2 + width)) + 1
     for it in items:
@@ -510,5 +527,9 @@ def map_to_pixels(position: tuple[float, float], map_shape: tuple[int, int],
     if len(position) != 2 or len(map_shape) < 2 or len(image_shape) < 2:
         raise ValueError("position must be (row, col) and map_shape, image_shape at least "
                          f"(H, W); got {position!r}, {map_shape!r}, {image_shape!r}")
+    if any(not isinstance(s, int | np.integer) or s < 1
+           for s in (*map_shape[:2], *image_shape[:2])):
+        raise ValueError(f"map_shape and image_shape must start with positive integers (H, W), "
+                         f"got {map_shape!r} and {image_shape!r}")
     return tuple((p + 0.5) * image_shape[i] / map_shape[i] - 0.5
                  for i, p in enumerate(position))  # type: ignore[return-value]

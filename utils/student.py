@@ -62,6 +62,10 @@ def _has_solution(source: str) -> bool:
 
 def blank_solutions(source: str, where: str = "cell", cell_type: str = "code") -> str:
     """Replace every solution region of one cell's source; ``where`` names it in errors."""
+    if not isinstance(source, str):
+        raise ValueError(f"source must be a cell's source text (str), got {type(source).__name__}")
+    if cell_type not in ("code", "markdown"):
+        raise ValueError(f"cell_type must be 'code' or 'markdown', got {cell_type!r}")
     stub = CODE_STUB if cell_type == "code" else TEXT_STUB
     out: list[str] = []
     begin_line = None
@@ -127,9 +131,16 @@ def _grading_metadata(nb: nbformat.NotebookNode, name: str = "notebook") -> list
     return metas
 
 
+def _check_notebook(nb: object) -> None:
+    if not isinstance(nb, nbformat.NotebookNode) or not isinstance(nb.get("cells"), list):
+        raise ValueError(f"nb must be a notebook read with nbformat.read(path, as_version=4), "
+                         f"got {type(nb).__name__}")
+
+
 def with_grading_metadata(nb: nbformat.NotebookNode,
                           name: str = "notebook") -> nbformat.NotebookNode:
     """A copy of ``nb`` whose cells carry nbgrader's metadata (``nb`` is not changed)."""
+    _check_notebook(nb)
     stamped = copy.deepcopy(nb)
     for cell, meta in zip(stamped.cells, _grading_metadata(nb, name), strict=True):
         cell.metadata["nbgrader"] = meta
@@ -138,6 +149,7 @@ def with_grading_metadata(nb: nbformat.NotebookNode,
 
 def student_notebook(nb: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
     """The student edition of one notebook (a new object; ``nb`` is not changed)."""
+    _check_notebook(nb)
     student = with_grading_metadata(nb, name)
     for index, cell in enumerate(student.cells):
         if cell.cell_type in ("code", "markdown"):

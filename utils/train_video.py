@@ -57,6 +57,12 @@ def video_experiment(fast: bool | None = None) -> dict:
 
 def checkpoint_name(model: str, seed: int, mode: str, rank: int | None = None) -> str:
     """File name of one run's checkpoint: model name (non-alphanumerics as '-'), seed, mode."""
+    if model not in video_models():
+        raise ValueError(f"model must be one of {sorted(video_models())}, got {model!r}")
+    if mode not in SEEDS:
+        raise ValueError(f"mode must be 'fast' or 'full', got {mode!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     slug = re.sub(r"[^A-Za-z0-9]+", "-", model).strip("-")
     return f"{slug}_seed{seed}_{mode}" + (f"_rank{rank}" if rank is not None else "") + ".pt"
 

@@ -45,11 +45,13 @@ def evaluate(model: nn.Module, data: Dataset, batch_size: int = 250,
              device: torch.device | None = None) -> tuple[float, np.ndarray, np.ndarray]:
     """Accuracy, per-class accuracy (classes,) and predictions (N,) of ``model`` on ``data``;
     the number of classes is the width of the model's output."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    batch_size = positive_int(batch_size, "batch_size")
     device = device or next(model.parameters()).device
     x, y = _tensors(data, device)
     model.eval()
-    with torch.no_grad():
-        logits = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    logits = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
     preds = logits.argmax(1)
     correct = (preds == y).cpu().numpy()
     labels = data.labels
@@ -69,6 +71,7 @@ class Progress:
     def __init__(self, total: int, desc: str, mode: str = "auto"):
         if mode not in PROGRESS:
             raise ValueError(f"progress must be one of {PROGRESS}, got {mode!r}")
+        total = positive_int(total, "total")
         if mode == "auto":
             mode = "bar" if sys.stdout.isatty() else "text"
         self.total, self.desc, self.mode, self.done = total, desc, mode, 0
@@ -112,6 +115,8 @@ def train_classifier(model: nn.Module, train: Dataset, test: Dataset, *, epochs:
     stay per process). ``progress`` ('auto', 'bar', 'text', 'off') reports each epoch, on the
     first process only.
     """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     epochs = positive_int(epochs, "epochs")
     batch_size = positive_int(batch_size, "batch_size")
     lr = positive_float(lr, "lr")
@@ -184,6 +189,7 @@ def versus_baseline(results: dict[str, list[TrainResult]],
     """For every model but the baseline: (difference of mean test accuracy, its standard error,
     verdict). The verdict is 'better' or 'worse' when the difference exceeds twice its
     standard error (Welch's form, sqrt(s_a^2/n_a + s_b^2/n_b)), else 'no clear difference'."""
+    _check_results(results)
     if baseline not in results:
         raise ValueError(f"baseline {baseline!r} is not among the results {sorted(results)}")
     base = np.array([r.accuracy for r in results[baseline]])
@@ -208,6 +214,7 @@ def results_table(results: dict[str, list[TrainResult]], baseline: str | None = 
     ± twice its standard error with a verdict, parameters, and seconds per run; with
     ``classes`` also the mean accuracy on those classes, with ``macs`` the multiply-adds of one
     input per model."""
+    _check_results(results)
     head = ["model", "test accuracy (%)", "vs baseline (points, ± 2 SE)"]
     if classes is not None:
         head.append(f"classes {', '.join(map(str, classes))} (%)")
@@ -235,8 +242,18 @@ def results_table(results: dict[str, list[TrainResult]], baseline: str | None = 
     return "\n".join(lines)
 
 
+def _check_results(results: object) -> None:
+    """results: model name -> non-empty list of TrainResult, as compare_models returns."""
+    if not isinstance(results, dict) or not results or not all(
+            isinstance(k, str) and isinstance(v, list | tuple) and v
+            and all(isinstance(r, TrainResult) for r in v) for k, v in results.items()):
+        raise ValueError("results must map model names to non-empty lists of TrainResult, "
+                         "as compare_models returns")
+
+
 def per_class_table(results: dict[str, list[TrainResult]], class_names: Sequence[str]) -> str:
     """A Markdown table of each model's accuracy per class (%), averaged over seeds."""
+    _check_results(results)
     lines = ["| model | " + " | ".join(class_names) + " |",
              "|---|" + "---:|" * len(class_names)]
     for name, runs in results.items():

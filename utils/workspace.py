@@ -36,17 +36,36 @@ def _create(path: Path, data: bytes) -> bool:
     return True
 
 
+def _as_path(value: object, name: str) -> Path:
+    if not isinstance(value, str | os.PathLike):
+        raise ValueError(f"{name} must be a path, got {type(value).__name__}")
+    return Path(value)
+
+
+def _is_digest(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(
+        c in "0123456789abcdef" for c in value)
+
+
 def read_record(path: Path) -> dict[str, str]:
-    """A record of notebook name -> SHA-256 (``{}`` if it is missing or unreadable)."""
+    """A record of notebook name -> SHA-256 (``{}`` if it is missing or unreadable; entries
+    that are not name -> hex digest are dropped)."""
+    path = _as_path(path, "path")
     try:
         record = json.loads(path.read_text()) if path.exists() else {}
-    except ValueError:
+    except (ValueError, OSError):
         return {}
-    return record if isinstance(record, dict) else {}
+    if not isinstance(record, dict):
+        return {}
+    return {k: v for k, v in record.items() if isinstance(k, str) and _is_digest(v)}
 
 
 def write_record(path: Path, record: dict[str, str]) -> None:
     """Write a record atomically (a reader never sees half a file)."""
+    path = _as_path(path, "path")
+    if not isinstance(record, dict) or not all(
+            isinstance(k, str) and _is_digest(v) for k, v in record.items()):
+        raise ValueError("record must be a dict from notebook names to SHA-256 hex digests")
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     os.replace(temporary, path)
@@ -54,6 +73,7 @@ def write_record(path: Path, record: dict[str, str]) -> None:
 
 def sync_workspace(course: Path, work: Path) -> list[str]:
     """Bring new and updated course notebooks into ``work``; return what to tell the learner."""
+    course, work = _as_path(course, "course"), _as_path(work, "work")
     if not course.is_dir():
         raise ValueError(f"course must be the folder of the student edition, got {course}")
     work.mkdir(parents=True, exist_ok=True)
