@@ -24,8 +24,9 @@ SPLITS = ("train", "test")
 
 @dataclass
 class DigitScenes:
-    """images (N, 1, S, S) float32 in [0, 1]; labels (N,) int64; boxes (N, 4) int as
-    (top, left, bottom, right) of the digit in pixels."""
+    """images (N, C, S, S) float32 in [0, 1] (C = 1 but for ``cued_digits('channel')``);
+    labels (N,) int64; boxes (N, 4) int as (top, left, bottom, right) of the digit to read,
+    in pixels."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -33,9 +34,8 @@ class DigitScenes:
 
     def __post_init__(self) -> None:
         _check_fields(self, {"images": 4, "labels": 1, "boxes": 2})
-        if self.images.shape[1] != 1 or self.boxes.shape[1] != 4:
-            raise ValueError(f"images must be (N, 1, S, S) and boxes (N, 4), got "
-                             f"{self.images.shape} and {self.boxes.shape}")
+        if self.boxes.shape[1] != 4:
+            raise ValueError(f"boxes must be (N, 4), got {self.boxes.shape}")
 
 
 def _check_fields(data: object, ranks: dict[str, int]) -> None:
@@ -105,6 +105,73 @@ def cluttered_digits(n: int, *, split: str = "train", seed: int = 0, canvas: int
                    out=scene[y:y + digit_size, x:x + digit_size])
         labels[i] = targets[k]
         boxes[i] = (y, x, y + digit_size, x + digit_size)
+    return DigitScenes(images, labels, boxes)
+
+
+CUES = ("channel", "location")
+
+
+def cued_digits(n: int, cue: str, *, split: str = "train", seed: int = 0, canvas: int = 24,
+                digit_size: int = 12, others: int = 2) -> DigitScenes:
+    """``n`` scenes of 1 + ``others`` digits of different classes, one of which is the label;
+    a cue says which. Deterministic for given arguments.
+
+    - ``cue='channel'`` ("what"): 1 + ``others`` channels, each holding one digit, all at the
+      same place; the channel to read carries a frame along the canvas border, far from the
+      digits. Every position shows every digit: only a summary of the whole channel tells
+      which one counts (the job of SE's squeeze and excitation).
+    - ``cue='location'`` ("where"): one channel, 1 + ``others`` digits at different places;
+      the digit to read carries a frame around it. Every digit is a whole digit: only where
+      the frame is tells which one counts (the job of a spatial map).
+
+    boxes give the digit to read (for 'channel', the shared place of all digits).
+    """
+    n = positive_int(n, "n")
+    if cue not in CUES:
+        raise ValueError(f"cue must be one of {CUES}, got {cue!r}")
+    canvas = positive_int(canvas, "canvas", minimum=8)
+    digit_size = positive_int(digit_size, "digit_size", minimum=6)
+    others = positive_int(others, "others", minimum=1)
+    if others > 9:
+        raise ValueError(f"others must be at most 9 (the digits differ in class), got {others}")
+    room = digit_size + 2                            # a digit with its frame
+    if cue == "location" and (canvas // room) ** 2 < others + 1:
+        raise ValueError(f"canvas ({canvas}) has room for {(canvas // room) ** 2} framed "
+                         f"digits of {digit_size} px, fewer than 1 + others = {others + 1}")
+    if cue == "channel" and digit_size > canvas - 4:
+        raise ValueError(f"digit_size ({digit_size}) must leave the 2-pixel border of a "
+                         f"{canvas}-pixel canvas free for the frame")
+    sources, targets = _source_digits(split)
+    big = np.stack([_enlarge(d, digit_size) for d in sources])
+    by_class = [np.flatnonzero(targets == k) for k in range(10)]
+    rng = np.random.default_rng([seed, SPLITS.index(split), CUES.index(cue), 13])
+    channels = others + 1 if cue == "channel" else 1
+    images = np.zeros((n, channels, canvas, canvas), dtype=np.float32)
+    labels = np.empty(n, dtype=np.int64)
+    boxes = np.empty((n, 4), dtype=np.int64)
+    cells = [(r * room, c * room) for r in range(canvas // room) for c in range(canvas // room)]
+    for i in range(n):
+        classes = rng.choice(10, size=others + 1, replace=False)
+        picks = [big[rng.choice(by_class[k])] for k in classes]
+        which = int(rng.integers(others + 1))
+        labels[i] = classes[which]
+        if cue == "channel":
+            y, x = rng.integers(2, canvas - digit_size - 1, size=2)
+            for ch, digit in enumerate(picks):
+                images[i, ch, y:y + digit_size, x:x + digit_size] = digit
+            frame = images[i, which]
+            frame[0, :] = frame[-1, :] = frame[:, 0] = frame[:, -1] = 1.0
+            boxes[i] = (y, x, y + digit_size, x + digit_size)
+        else:
+            spare = canvas - room * (canvas // room)
+            for j, cell in enumerate(rng.choice(len(cells), size=others + 1, replace=False)):
+                y0, x0 = cells[cell]
+                y, x = (np.array([y0, x0]) + 1 + rng.integers(0, spare + 1, size=2))
+                images[i, 0, y:y + digit_size, x:x + digit_size] = picks[j]
+                if j == which:
+                    box = images[i, 0, y - 1:y + digit_size + 1, x - 1:x + digit_size + 1]
+                    box[0, :] = box[-1, :] = box[:, 0] = box[:, -1] = 1.0
+                    boxes[i] = (y, x, y + digit_size, x + digit_size)
     return DigitScenes(images, labels, boxes)
 
 

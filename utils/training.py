@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,6 +14,7 @@ from torch import nn
 
 from .datasets import DigitScenes, VideoClips
 from .runtime import get_device, seed_everything
+from .stats import Interval, paired_difference, t_interval
 from .validate import positive_float, positive_int
 
 Dataset = DigitScenes | VideoClips
@@ -21,13 +22,77 @@ Dataset = DigitScenes | VideoClips
 
 @dataclass
 class TrainResult:
-    """Test accuracy, per-class accuracy, mean training loss per epoch, wall time, the model."""
+    """One training run: final test accuracy and per-class accuracy, the mean training loss of
+    each epoch (as the optimiser saw it, in training mode), training time in seconds, the
+    model, its seed, and ``history``: per epoch, in evaluation mode, 'train_loss' and
+    'train_accuracy' (on up to ``HISTORY_EXAMPLES`` training examples) and 'test_loss' and
+    'test_accuracy' (empty when the run was asked not to keep a history)."""
 
     accuracy: float
     per_class: np.ndarray
     losses: list[float]
     seconds: float
     model: nn.Module = field(repr=False)
+    seed: int = 0
+    history: dict[str, list[float]] = field(default_factory=dict, repr=False)
+
+
+HISTORY_EXAMPLES = 1000
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+def train_one_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> float:
+    """One pass over ``batches`` of (inputs, integer labels): for each batch, clear the
+    gradients, compute the cross-entropy of the model's logits (plus the model's ``aux_loss``
+    when it sets one), back-propagate, step the optimiser (and the scheduler, when given).
+    The model is put in training mode first. Returns the mean of the batch losses."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(f"optimizer must be a torch.optim.Optimizer, got "
+                         f"{type(optimizer).__name__}")
+    inner = getattr(model, "module", model)          # DistributedDataParallel wraps the model
+    model.train()
+    total, count = 0.0, 0
+    for x, y in batches:
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        aux = getattr(inner, "aux_loss", None)       # e.g. the interaction-aware loss
+        if aux is not None:
+            loss = loss + aux
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total += loss.item()
+        count += 1
+    if count == 0:
+        raise ValueError("batches must hold at least one batch")
+    return total / count
+
+
+@torch.no_grad()
+def evaluate_epoch(model: nn.Module, batches: Batches) -> tuple[float, float]:
+    """Mean cross-entropy per example and accuracy of ``model`` over ``batches``, in
+    evaluation mode (batch norm uses its running statistics, dropout is off) and without
+    building a graph for gradients."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    model.eval()
+    loss, correct, count = 0.0, 0, 0
+    for x, y in batches:
+        logits = model(x)
+        loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += int((logits.argmax(1) == y).sum())
+        count += len(y)
+    if count == 0:
+        raise ValueError("batches must hold at least one example")
+    return loss / count, correct / count
+
+
+def _chunks(x: torch.Tensor, y: torch.Tensor, size: int) -> Batches:
+    return ((x[i:i + size], y[i:i + size]) for i in range(0, len(x), size))
 
 
 def _tensors(data: Dataset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,9 +170,12 @@ def _distributed() -> tuple[int, int]:
 
 def train_classifier(model: nn.Module, train: Dataset, test: Dataset, *, epochs: int,
                      batch_size: int = 128, lr: float = 3e-3, seed: int = 0,
-                     device: torch.device | None = None, progress: str = "off") -> TrainResult:
-    """Adam with a one-cycle learning-rate schedule and cross-entropy (plus the model's
-    ``aux_loss`` when it sets one during training); returns a TrainResult.
+                     device: torch.device | None = None, progress: str = "off",
+                     history: bool = True) -> TrainResult:
+    """Adam with a one-cycle learning-rate schedule, ``epochs`` calls of ``train_one_epoch``
+    on shuffled batches; returns a TrainResult. With ``history`` the model is evaluated
+    after every epoch on the test set and on up to HISTORY_EXAMPLES training examples (the
+    learning curves); the reported seconds count training only.
 
     Inside a ``torch.distributed`` job (``torchrun``) the model is wrapped in
     DistributedDataParallel and each of the W processes takes every W-th example of each
@@ -140,28 +208,30 @@ def train_classifier(model: nn.Module, train: Dataset, test: Dataset, *, epochs:
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr,
                                                    total_steps=epochs * steps_per_epoch)
     bar = Progress(epochs, "epoch", progress if rank == 0 else "off")
-    losses, start = [], time.perf_counter()
+    curves: dict[str, list[float]] = {}
+    if history:
+        x_test, y_test = _tensors(test, device)
+        x_seen, y_seen = x[:HISTORY_EXAMPLES], y[:HISTORY_EXAMPLES]
+    losses, seconds = [], 0.0
     for _ in range(epochs):
-        net.train()
+        start = time.perf_counter()
         order = torch.randperm(len(x), generator=generator).to(device)
-        total = 0.0
-        for step in range(steps_per_epoch):
-            idx = order[step * batch_size:(step + 1) * batch_size][rank::world]
-            loss = F.cross_entropy(net(x[idx]), y[idx])
-            aux = getattr(model, "aux_loss", None)      # e.g. the interaction-aware loss
-            if aux is not None:
-                loss = loss + aux
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += loss.item()
-        losses.append(total / steps_per_epoch)
-        bar.step(f"loss {losses[-1]:.3f}, {time.perf_counter() - start:.0f} s")
+        batches = ((x[idx], y[idx]) for idx in
+                   (order[step * batch_size:(step + 1) * batch_size][rank::world]
+                    for step in range(steps_per_epoch)))
+        losses.append(train_one_epoch(net, batches, optimizer, schedule))
+        seconds += time.perf_counter() - start
+        message = f"loss {losses[-1]:.3f}"
+        if history:
+            for split, (xs, ys) in (("train", (x_seen, y_seen)), ("test", (x_test, y_test))):
+                loss, acc = evaluate_epoch(model, _chunks(xs, ys, 250))
+                curves.setdefault(f"{split}_loss", []).append(loss)
+                curves.setdefault(f"{split}_accuracy", []).append(acc)
+            message += f", test accuracy {curves['test_accuracy'][-1]:.1%}"
+        bar.step(f"{message}, {seconds:.0f} s")
     bar.close()
-    seconds = time.perf_counter() - start
     accuracy, per_class, _ = evaluate(model, test, device=device)
-    return TrainResult(accuracy, per_class, losses, seconds, model)
+    return TrainResult(accuracy, per_class, losses, seconds, model, seed, curves)
 
 
 def compare_models(builders: dict[str, Callable[[], nn.Module]], train: Dataset,
@@ -184,38 +254,39 @@ def compare_models(builders: dict[str, Callable[[], nn.Module]], train: Dataset,
     return results
 
 
-def versus_baseline(results: dict[str, list[TrainResult]],
-                    baseline: str) -> dict[str, tuple[float, float, str]]:
-    """For every model but the baseline: (difference of mean test accuracy, its standard error,
-    verdict). The verdict is 'better' or 'worse' when the difference exceeds twice its
-    standard error (Welch's form, sqrt(s_a^2/n_a + s_b^2/n_b)), else 'no clear difference'."""
+def versus_baseline(results: dict[str, list[TrainResult]], baseline: str,
+                    confidence: float = 0.95) -> dict[str, Interval]:
+    """For every model but the baseline, the paired difference of test accuracy (model minus
+    baseline, seed by seed) with its t-interval; ``.verdict`` says 'better', 'worse' or 'no
+    clear difference' from the interval. Every model must have run the baseline's seeds."""
     _check_results(results)
     if baseline not in results:
         raise ValueError(f"baseline {baseline!r} is not among the results {sorted(results)}")
-    base = np.array([r.accuracy for r in results[baseline]])
+    base = {r.seed: r.accuracy for r in results[baseline]}
     out = {}
     for name, runs in results.items():
         if name == baseline:
             continue
-        acc = np.array([r.accuracy for r in runs])
-        if len(acc) < 2 or len(base) < 2:
+        seeds = [r.seed for r in runs]
+        if sorted(seeds) != sorted(base) or len(set(seeds)) != len(seeds):
+            raise ValueError(f"{name} ran seeds {seeds} and {baseline} ran {sorted(base)}: a "
+                             f"paired comparison needs the same seeds, once each")
+        if len(seeds) < 2:
             raise ValueError("comparing with the baseline needs at least two seeds per model")
-        diff = acc.mean() - base.mean()
-        se = float(np.sqrt(acc.var(ddof=1) / len(acc) + base.var(ddof=1) / len(base)))
-        verdict = ("better" if diff > 2 * se else "worse" if diff < -2 * se
-                   else "no clear difference")
-        out[name] = (float(diff), se, verdict)
+        out[name] = paired_difference([r.accuracy for r in runs],
+                                      [base[r.seed] for r in runs], confidence)
     return out
 
 
 def results_table(results: dict[str, list[TrainResult]], baseline: str | None = None, *,
                   classes: Sequence[int] | None = None, macs: dict[str, int] | None = None) -> str:
-    """A Markdown table: test accuracy mean ± std over seeds, the difference to ``baseline``
-    ± twice its standard error with a verdict, parameters, and seconds per run; with
-    ``classes`` also the mean accuracy on those classes, with ``macs`` the multiply-adds of one
-    input per model."""
+    """A Markdown table: test accuracy, mean over seeds ± the half-width of its 95 %
+    t-interval; the paired difference to ``baseline`` with its 95 % t-interval and the
+    verdict it gives; parameters; training seconds per run. With ``classes`` also the mean
+    accuracy on those classes, with ``macs`` the multiply-adds of one input per model."""
     _check_results(results)
-    head = ["model", "test accuracy (%)", "vs baseline (points, ± 2 SE)"]
+    n = {len(runs) for runs in results.values()}
+    head = ["model", "test accuracy (%)", "vs baseline (points, 95 % t-interval)"]
     if classes is not None:
         head.append(f"classes {', '.join(map(str, classes))} (%)")
     head.append("parameters")
@@ -224,21 +295,27 @@ def results_table(results: dict[str, list[TrainResult]], baseline: str | None = 
     head.append("s / run")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     versus = versus_baseline(results, baseline) if baseline is not None else {}
+
+    def mean_pm(values: np.ndarray) -> str:
+        if len(values) < 2:
+            return f"{values.mean():.1f}"
+        return f"{values.mean():.1f} ± {t_interval(values).half_width:.1f}"
+
     for name, runs in results.items():
-        acc = np.array([r.accuracy for r in runs]) * 100
-        std = acc.std(ddof=1) if len(acc) > 1 else 0.0
-        row = [name, f"{acc.mean():.1f} ± {std:.1f}", ""]
+        row = [name, mean_pm(np.array([r.accuracy for r in runs]) * 100), ""]
         if name in versus:
-            d, se, verdict = versus[name]
-            row[2] = f"{d * 100:+.1f} ± {2 * se * 100:.1f}: {verdict}"
+            row[2] = f"{versus[name].text(100)}: {versus[name].verdict}"
         if classes is not None:
-            sub = np.array([np.nanmean(r.per_class[list(classes)]) for r in runs]) * 100
-            row.append(f"{sub.mean():.1f} ± {sub.std(ddof=1) if len(sub) > 1 else 0.0:.1f}")
+            row.append(mean_pm(np.array([np.nanmean(r.per_class[list(classes)])
+                                         for r in runs]) * 100))
         row.append(f"{sum(p.numel() for p in runs[0].model.parameters()):,}")
         if macs is not None:
             row.append(f"{macs[name] / 1e6:.1f}")
         row.append(f"{np.mean([r.seconds for r in runs]):.1f}")
         lines.append("| " + " | ".join(row) + " |")
+    seeds = "/".join(str(k) for k in sorted(n))
+    lines.append(f"\n{seeds} seeds per model; ± is the half-width of the 95 % t-interval of "
+                 f"the mean (Student's t, n - 1 degrees of freedom).")
     return "\n".join(lines)
 
 
