@@ -117,12 +117,13 @@ def cued_digits(n: int, cue: str, *, split: str = "train", seed: int = 0, canvas
     a cue says which. Deterministic for given arguments.
 
     - ``cue='channel'`` ("what"): 1 + ``others`` channels, each holding one digit, all at the
-      same place; the channel to read carries a frame along the canvas border, far from the
-      digits. Every position shows every digit: only a summary of the whole channel tells
-      which one counts (the job of SE's squeeze and excitation).
+      same place; the channel to read carries a frame along the canvas border, away from the
+      digits. Every position shows every digit: which one counts is a property of a whole
+      channel, the kind of thing SE's squeeze (a channel's mean) and excitation (a gain per
+      channel) compute.
     - ``cue='location'`` ("where"): one channel, 1 + ``others`` digits at different places;
-      the digit to read carries a frame around it. Every digit is a whole digit: only where
-      the frame is tells which one counts (the job of a spatial map).
+      the digit to read carries a frame around it. Every digit is a whole digit: which one
+      counts is a matter of place, the kind of thing a spatial attention map selects.
 
     boxes give the digit to read (for 'channel', the shared place of all digits).
     """
@@ -138,9 +139,9 @@ def cued_digits(n: int, cue: str, *, split: str = "train", seed: int = 0, canvas
     if cue == "location" and (canvas // room) ** 2 < others + 1:
         raise ValueError(f"canvas ({canvas}) has room for {(canvas // room) ** 2} framed "
                          f"digits of {digit_size} px, fewer than 1 + others = {others + 1}")
-    if cue == "channel" and digit_size > canvas - 4:
-        raise ValueError(f"digit_size ({digit_size}) must leave the 2-pixel border of a "
-                         f"{canvas}-pixel canvas free for the frame")
+    if cue == "channel" and digit_size > canvas - 6:
+        raise ValueError(f"digit_size ({digit_size}) must be at most canvas - 6 "
+                         f"({canvas - 6}), so that the digits stay clear of the frame")
     sources, targets = _source_digits(split)
     big = np.stack([_enlarge(d, digit_size) for d in sources])
     by_class = [np.flatnonzero(targets == k) for k in range(10)]
@@ -156,7 +157,7 @@ def cued_digits(n: int, cue: str, *, split: str = "train", seed: int = 0, canvas
         which = int(rng.integers(others + 1))
         labels[i] = classes[which]
         if cue == "channel":
-            y, x = rng.integers(2, canvas - digit_size - 1, size=2)
+            y, x = rng.integers(3, canvas - digit_size - 2, size=2)   # clear of the frame
             for ch, digit in enumerate(picks):
                 images[i, ch, y:y + digit_size, x:x + digit_size] = digit
             frame = images[i, which]

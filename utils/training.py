@@ -349,7 +349,26 @@ def digit_experiment() -> dict:
     from .datasets import cluttered_digits
     from .runtime import pick
 
-    n_train, n_test = pick(fast=(1000, 300), full=(4000, 1000))
+    n_train, n_test = pick(fast=(600, 300), full=(4000, 1000))
     return {"train": cluttered_digits(n_train, split="train", seed=0),
             "test": cluttered_digits(n_test, split="test", seed=0),
-            "seeds": pick(fast=[0, 1], full=[0, 1, 2]), "epochs": pick(fast=3, full=6)}
+            "seeds": pick(fast=[0, 1], full=[0, 1, 2, 3, 4]), "epochs": pick(fast=2, full=6)}
+
+
+CUED_SIZES = {"channel": {"canvas": 16, "digit_size": 8, "others": 1},
+              "location": {"canvas": 20, "digit_size": 8, "others": 2}}
+
+
+def cued_experiment(cue: str) -> dict:
+    """The set-up of the designed experiments of notebooks 02 ('channel') and 03
+    ('location'), sized by the mode: train and test scenes of ``cued_digits``, the seeds and
+    the number of epochs."""
+    from .datasets import CUES, cued_digits
+    from .runtime import pick
+
+    if cue not in CUES:
+        raise ValueError(f"cue must be one of {CUES}, got {cue!r}")
+    n_train, n_test = pick(fast=(400, 200), full=(3000 if cue == "channel" else 2000, 1000))
+    return {"train": cued_digits(n_train, cue, split="train", **CUED_SIZES[cue]),
+            "test": cued_digits(n_test, cue, split="test", **CUED_SIZES[cue]),
+            "seeds": pick(fast=[0, 1], full=[0, 1, 2, 3, 4]), "epochs": pick(fast=2, full=8)}
