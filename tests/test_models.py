@@ -107,15 +107,86 @@ def test_se_overhead_formula_and_attention_in_box():
         attention_in_box(-maps, boxes, 40)
 
 
-def test_versus_baseline_uses_the_standard_error_of_the_difference():
+def test_versus_baseline_pairs_the_seeds_and_uses_a_t_interval():
+    from scipy import stats
+
     from utils.training import TrainResult, versus_baseline
 
     def runs(*accs):
-        return [TrainResult(a, np.zeros(1), [], 0.0, None) for a in accs]
+        return [TrainResult(a, np.zeros(1), [], 0.0, None, seed)
+                for seed, a in enumerate(accs)]
 
     out = versus_baseline({"base": runs(0.80, 0.82, 0.81), "a": runs(0.90, 0.91, 0.92),
                            "b": runs(0.80, 0.83, 0.79)}, "base")
-    assert out["a"][2] == "better" and out["b"][2] == "no clear difference"
-    assert out["a"][1] == pytest.approx(np.sqrt(0.01**2 / 3 + 0.01**2 / 3))
+    assert out["a"].verdict == "better" and out["b"].verdict == "no clear difference"
+    diffs = np.array([0.10, 0.09, 0.11])                     # paired, seed by seed
+    assert out["a"].mean == pytest.approx(0.10)
+    assert out["a"].half_width == pytest.approx(stats.t.ppf(0.975, 2) * diffs.std(ddof=1)
+                                                / np.sqrt(3))
     with pytest.raises(ValueError, match="two seeds"):
         versus_baseline({"base": runs(0.8), "a": runs(0.9)}, "base")
+    shifted = [TrainResult(0.9, np.zeros(1), [], 0.0, None, seed) for seed in (1, 2, 3)]
+    with pytest.raises(ValueError, match="a paired comparison needs the same seeds"):
+        versus_baseline({"base": runs(0.80, 0.82, 0.81), "a": shifted}, "base")
+
+
+def test_train_one_epoch_and_evaluate_epoch_are_the_loop_of_train_classifier():
+    from utils.training import evaluate_epoch, train_one_epoch
+
+    train, test = cluttered_digits(256, clutter=0), cluttered_digits(100, split="test", clutter=0)
+    torch.manual_seed(0)
+    run = train_classifier(small_resnet(widths=(4, 8, 8)), train, test, epochs=2,
+                           batch_size=64, seed=0)
+    assert set(run.history) == {"train_loss", "train_accuracy", "test_loss", "test_accuracy"}
+    assert all(len(v) == 2 for v in run.history.values()) and run.seed == 0
+    assert run.history["test_accuracy"][-1] == pytest.approx(run.accuracy)
+
+    # The same two epochs by hand, with the same batches, give the same weights and losses.
+    torch.manual_seed(0)
+    model = small_resnet(widths=(4, 8, 8))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 3e-3, total_steps=2 * 4)
+    x, y = torch.as_tensor(train.images), torch.as_tensor(train.labels)
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(2):
+        order = torch.randperm(256, generator=generator)
+        losses.append(train_one_epoch(model, [(x[i], y[i]) for i in order.split(64)],
+                                      optimizer, schedule))
+    assert losses == pytest.approx(run.losses, abs=1e-6)
+    xt, yt = torch.as_tensor(test.images), torch.as_tensor(test.labels)
+    loss, accuracy = evaluate_epoch(model, [(xt[:30], yt[:30]), (xt[30:], yt[30:])])
+    assert loss == pytest.approx(run.history["test_loss"][-1], abs=1e-5)   # per example
+    assert accuracy == pytest.approx(run.accuracy)
+    assert not model.training
+    with pytest.raises(ValueError, match="at least one batch"):
+        train_one_epoch(model, [], optimizer)
+
+
+def test_cued_digits_hold_what_they_promise():
+    from utils.datasets import cued_digits
+
+    what = cued_digits(40, "channel", canvas=16, digit_size=8, others=1)
+    assert what.images.shape == (40, 2, 16, 16)
+    border = np.concatenate([what.images[:, :, 0], what.images[:, :, -1],
+                             what.images[:, :, :, 0], what.images[:, :, :, -1]], axis=2)
+    framed = border.min(axis=2) == 1.0                        # (N, channels)
+    assert (framed.sum(axis=1) == 1).all()                    # exactly one framed channel
+    for i in range(40):
+        top, left, bottom, right = what.boxes[i]
+        inside = what.images[i, :, top:bottom, left:right]
+        assert inside.max(axis=(1, 2)).min() > 0.3            # every channel holds a digit
+    where = cued_digits(40, "location", canvas=20, digit_size=8, others=2)
+    assert where.images.shape == (40, 1, 20, 20)
+    for image, (top, left, bottom, right) in zip(where.images[:, 0], where.boxes, strict=True):
+        rows, cols = slice(top - 1, bottom + 1), slice(left - 1, right + 1)
+        ring = np.concatenate([image[top - 1, cols], image[bottom, cols],
+                               image[rows, left - 1], image[rows, right]])
+        assert (ring == 1.0).all()                            # the frame surrounds the box
+    assert len(set(what.labels)) > 5 and len(set(where.labels)) > 5
+    a, b = (cued_digits(10, "location", canvas=20, digit_size=8, seed=3) for _ in range(2))
+    assert np.array_equal(a.images, b.images)
+    with pytest.raises(ValueError, match="has room for 1 framed digits"):
+        cued_digits(5, "location", canvas=12, digit_size=8, others=1)
+    with pytest.raises(ValueError, match="cue must be one of"):
+        cued_digits(5, "colour")
