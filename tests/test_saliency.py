@@ -61,6 +61,26 @@ def test_normalize_map_follows_its_three_steps():
     np.testing.assert_allclose(S.normalize_map(stack), S.normalize_map(m)[None].repeat(2, 0))
 
 
+def test_the_floor_keeps_background_ripples_out_of_m_bar():
+    rng = np.random.default_rng(3)
+    m = 0.03 * rng.random((16, 16))
+    m[4, 4] = m[11, 11] = 1.0                             # two equal peaks on faint ripples
+    assert S.normalize_map(m).max() == pytest.approx(0.0, abs=1e-12)   # m_bar = M: off
+    # Counting every ripple as a maximum lowers m_bar towards the ripples' height.
+    assert S.normalize_map(m, floor=0.0).max() > 0.5
+    with pytest.raises(ValueError, match=r"floor must be a fraction of M in \[0, 1\)"):
+        S.normalize_map(m, floor=1.0)
+
+
+def test_orange_and_blue_drive_different_colour_channels():
+    # Blue drives only B (not G, so a blue item is one peak in one channel); orange drives R
+    # and Y. Both have the intensity of the grey background of the colour displays.
+    _, rgby = S.color_channels(np.array([[S.BLUE, S.ORANGE]]))
+    np.testing.assert_array_equal(rgby[:, 0, 0] > 0, [False, False, True, False])
+    np.testing.assert_array_equal(rgby[:, 0, 1] > 0, [True, False, False, True])
+    assert np.mean(S.BLUE) == pytest.approx(0.4) and np.mean(S.ORANGE) == pytest.approx(0.4)
+
+
 def test_color_channels_respond_to_their_colour_only():
     img = np.zeros((2, 2, 3))
     img[0, 0] = (1, 0, 0)
@@ -106,6 +126,13 @@ def test_a_feature_singleton_is_the_saliency_maximum(kind, size):
         assert target_found(image, target, S.itti_koch(image).saliency), (kind, size, seed)
 
 
+def test_pop_out_does_not_hinge_on_the_floor_of_n():
+    for kind in ("colour", "orientation"):
+        for seed in range(3):
+            image, target, _ = S.search_array(kind, seed=seed, size=256)
+            assert target_found(image, target, S.itti_koch(image, floor=0.0).saliency), kind
+
+
 def test_a_conjunction_target_does_not_pop_out():
     found = [target_found(image, target, S.itti_koch(image).saliency)
              for image, target, _ in (S.search_array("conjunction", seed=s) for s in range(8))]
@@ -116,7 +143,7 @@ def test_top_down_gains_change_the_winner():
     for seed in range(4):
         image, places = S.two_singleton_array(seed=seed, size=256)
         channels = S.channel_conspicuity(image)
-        for task, gains in [("green", {"green": 10.0}), ("vertical", {"orientation_90": 10.0})]:
+        for task, gains in [("blue", {"blue": 10.0}), ("vertical", {"orientation_90": 10.0})]:
             sal = S.top_down_saliency(image, gains, channels=channels)
             assert target_found(image, places[task], sal), (seed, task)
     with pytest.raises(ValueError, match="unknown channel"):
@@ -164,6 +191,7 @@ def test_scanpath_visits_distinct_places_in_order():
     (lambda: S.search_array("colour", target=99), "target must be a cell index"),
     (lambda: S.normalize_map(np.zeros(5)), "m must have 2 or 3 or 4 dimensions"),
     (lambda: S.normalize_map(np.zeros((3, 3)), M=0), "M must be a finite positive"),
+    (lambda: S.itti_koch(np.zeros((32, 32)), floor=-0.1), "floor must be a finite non-negative"),
     (lambda: S.gabor_kernels(size=8), "size must be odd"),
     (lambda: S.spectral_residual_raw(np.zeros((2, 2))), "at least"),
     (lambda: S.draw_bars([], 32, length=0, width=2), "length must be a finite positive"),

@@ -1,4 +1,10 @@
-"""The course's one plot style and the figure helpers the notebooks share."""
+"""The course's one plot style and the figure helpers the notebooks share.
+
+Colours are chosen to survive colour-vision deficiencies (tests/test_colour_safety.py
+simulates them): maps use the sequential ``magma``, whose lightness rises monotonically, so
+values read the same without hue; lines cycle through the palette of Okabe & Ito (2008),
+whose colours stay apart under red-green and blue-yellow colour blindness.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,16 @@ from collections.abc import Sequence
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
+
+# Okabe & Ito's colour-blind safe palette, by name (yellow is left out of the line cycle: it
+# is too light to read on white).
+OKABE_ITO = {"blue": "#0072B2", "orange": "#E69F00", "bluish green": "#009E73",
+             "vermillion": "#D55E00", "reddish purple": "#CC79A7", "sky blue": "#56B4E9",
+             "black": "#000000", "yellow": "#F0E442"}
+LINE_COLOURS = tuple(OKABE_ITO[k] for k in ("blue", "orange", "bluish green", "vermillion",
+                                            "reddish purple", "sky blue", "black"))
+SEQUENTIAL_CMAP = "magma"      # values; lightness rises monotonically
+DIVERGING_CMAP = "RdBu_r"      # signed values around 0: blue below, red above, white at 0
 
 STYLE = {
     "figure.figsize": (9.0, 4.5),
@@ -20,7 +36,8 @@ STYLE = {
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": False,
-    "image.cmap": "magma",
+    "image.cmap": SEQUENTIAL_CMAP,
+    "axes.prop_cycle": mpl.cycler(color=list(LINE_COLOURS)),
     "image.interpolation": "nearest",
     "legend.frameon": False,
 }
@@ -40,6 +57,8 @@ def show_image(ax: plt.Axes, image: np.ndarray, title: str, *, colorbar: bool = 
     image: (H, W) map or (H, W, 3) colour image. pixels: the (H, W, ...) shape of the image a
     coarser map covers, so that its axes read in that image's pixels. background: an (H, W)
     grey image to draw underneath, with the map half transparent on top (an overlay).
+    A constant map says so in its title and on the panel ("all zero", "all 0.5") and gets no
+    colour bar: a scale would suggest values that are not there.
     """
     image = np.asarray(image)
     if image.ndim not in (2, 3):
@@ -54,15 +73,22 @@ def show_image(ax: plt.Axes, image: np.ndarray, title: str, *, colorbar: bool = 
     extent = None if pixels is None else (-0.5, pixels[1] - 0.5, pixels[0] - 0.5, -0.5)
     drawn = ax.imshow(image, cmap=cmap if image.ndim == 2 else None, extent=extent,
                       alpha=0.6 if background is not None else None)
-    if image.ndim == 2 and np.ptp(image) == 0:          # a constant map: show it as such
-        drawn.set_clim(image.flat[0], image.flat[0] + 1)
-        title += " (constant)"
+    constant = image.ndim == 2 and np.ptp(image) == 0
+    if constant:                                         # say what the map holds, in words
+        value = image.flat[0]
+        words = "all zero" if value == 0 else f"all {value:.3g}"
+        drawn.set_cmap(mpl.colors.ListedColormap(["0.85"]))   # a neutral grey, no scale
+        ax.text(0.5, 0.5, words, transform=ax.transAxes, ha="center", va="center",
+                fontsize=13, color="black", bbox={"boxstyle": "round", "fc": "white"})
+        title += f" ({words})"
     ax.set_title(title)
     ax.set_xlabel("x (pixels)")
     ax.set_ylabel("y (pixels)")
     if colorbar and image.ndim == 2:
         bar = ax.figure.colorbar(drawn, ax=ax, fraction=0.046, pad=0.04)
         bar.set_label(label)
+        if constant:                 # keep the space (grids stay aligned), show no scale
+            bar.ax.set_visible(False)
 
 
 def map_grid(maps: Sequence[tuple[str, np.ndarray]], *, cols: int = 4, size: float = 3.2,

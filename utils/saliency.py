@@ -131,26 +131,31 @@ def local_maxima(m: np.ndarray, threshold: float = 0.0) -> np.ndarray:
     return (m >= neighbours.max(axis=0)) & (m > threshold)
 
 
-def normalize_map(m: np.ndarray, M: float = 1.0) -> np.ndarray:
+def normalize_map(m: np.ndarray, M: float = 1.0, *, floor: float = 0.1) -> np.ndarray:
     """The map normalisation operator N(.) of Itti, Koch & Niebur (1998).
 
-    1. rescale the map to the fixed range [0, M]; a map whose values span less than 1e-9 is
-       constant up to rounding and becomes zeros (rescaling would blow rounding noise up);
-    2. m_bar = mean of the local maxima other than the global maximum (0 if there are none),
-       counting only maxima above M/10 (the paper leaves this open; without a floor, the
-       countless tiny ripples of a flat background pull m_bar to 0 and N stops telling a
-       map with one peak from a map with many);
-    3. multiply the map by (M - m_bar)^2.
+    1. rescale the map to the fixed range [0, M] (its minimum becomes 0, its global maximum
+       M); a map whose values span less than 1e-9 is constant up to rounding and becomes
+       zeros (rescaling would blow rounding noise up);
+    2. m_bar = mean of the local maxima (``local_maxima``: no larger value among the 8
+       neighbours) above ``floor * M``, leaving out the global maximum once; m_bar = 0 when
+       no other maximum is left. The paper leaves open which maxima count; the floor keeps
+       the tiny ripples of a flat background, which would lower m_bar towards their own
+       height, out of the average (``floor=0`` counts every local maximum);
+    3. multiply the rescaled map by (M - m_bar)^2.
 
     A map with one strong peak keeps it; a map with many comparable peaks is suppressed.
-    m: (..., H, W); returns the same shape.
+    m: (..., H, W); returns the same shape. floor: a fraction of M in [0, 1).
     """
     m = as_float_array(m, "m", ndim=(2, 3, 4))
     M = positive_float(M, "M")
+    floor = positive_float(floor, "floor", allow_zero=True)
+    if floor >= 1:
+        raise ValueError(f"floor must be a fraction of M in [0, 1), got {floor}")
     lo = m.min(axis=(-2, -1), keepdims=True)
     span = m.max(axis=(-2, -1), keepdims=True) - lo
     scaled = np.divide(m - lo, span, out=np.zeros_like(m), where=span > FLAT_SPAN) * M
-    peaks = local_maxima(scaled, threshold=M / 10)
+    peaks = local_maxima(scaled, threshold=floor * M)
     count = peaks.sum(axis=(-2, -1), keepdims=True)
     total = np.where(peaks, scaled, 0.0).sum(axis=(-2, -1), keepdims=True)
     # The global maximum (value M) is always one of the peaks of a non-constant map.
@@ -184,6 +189,13 @@ def gabor_kernels(orientations: tuple[int, ...] = ORIENTATIONS, wavelength: floa
                   sigma: float = 2.0, aspect: float = 0.5, size: int = 9) -> np.ndarray:
     """Complex Gabor filters tuned to bars at the given orientations (degrees, 0 = horizontal,
     90 = vertical, counter-clockwise). Returns (K, size, size), zero mean, unit L1 envelope.
+
+    g(x, y) = e(x, y) (exp(2 pi i u / wavelength) - kappa) / sum(e), with u the coordinate
+    across the bar, v along it, e = exp(-(u^2 + (aspect v)^2) / (2 sigma^2)) the Gaussian
+    envelope and kappa the constant that makes g sum to zero. wavelength: period of the
+    stripes across the bar (pixels); sigma: width of the envelope across the bar (pixels);
+    aspect: across/along width ratio (0.5: the envelope is twice as long along the bar);
+    size: the odd side of the kernel.
     """
     size = positive_int(size, "size")
     if size % 2 == 0:
@@ -264,12 +276,20 @@ def _across_scale_sum(maps: list[tuple[int, np.ndarray]]) -> np.ndarray:
     return sum(_reduce_to(m, MAP_LEVEL - c) for c, m in maps)
 
 
-def itti_koch(image: np.ndarray) -> IttiKochResult:
+def itti_koch(image: np.ndarray, *, floor: float = 0.1) -> IttiKochResult:
     """The bottom-up saliency model of Itti, Koch & Niebur (1998).
 
     image: (H, W, 3) colour or (H, W) grey, values in [0, 1] or an integer image; at least
     16 pixels on each side (256 or more gives all nine scales distinct pixels).
+    floor: passed to every ``normalize_map`` (which local maxima count in m_bar).
     """
+    floor = positive_float(floor, "floor", allow_zero=True)
+    if floor >= 1:
+        raise ValueError(f"floor must be a fraction of M in [0, 1), got {floor}")
+
+    def N(m: np.ndarray) -> np.ndarray:  # noqa: N802 -- the paper's name for the operator
+        return normalize_map(m, floor=floor)
+
     f = _feature_pyramids(image)
     maps: dict[str, np.ndarray] = {}
     for c, s in _pairs():
@@ -282,15 +302,15 @@ def itti_koch(image: np.ndarray) -> IttiKochResult:
             maps[f"{key}({c},{s})"] = center_surround(f[key][c], f[key][s])
 
     def pooled(prefixes: tuple[str, ...]) -> np.ndarray:
-        return _across_scale_sum([(c, sum(normalize_map(maps[f"{p}({c},{s})"]) for p in prefixes))
+        return _across_scale_sum([(c, sum(N(maps[f"{p}({c},{s})"]) for p in prefixes))
                                   for c, s in _pairs()])
 
     conspicuity = {
         "intensity": pooled(("I",)),
         "colour": pooled(("RG", "BY")),
-        "orientation": sum(normalize_map(pooled((f"O{theta}",))) for theta in ORIENTATIONS),
+        "orientation": sum(N(pooled((f"O{theta}",))) for theta in ORIENTATIONS),
     }
-    saliency = sum(normalize_map(m) for m in conspicuity.values()) / 3
+    saliency = sum(N(m) for m in conspicuity.values()) / 3
     return IttiKochResult(saliency=saliency, conspicuity=conspicuity, feature_maps=maps)
 
 
@@ -302,8 +322,8 @@ def channel_conspicuity(image: np.ndarray) -> dict[str, np.ndarray]:
     """One conspicuity map per feature channel (not opponent pairs), for top-down guidance.
 
     For each channel X in TOP_DOWN_CHANNELS: (+) over (c, s) of N(|X(c) (-) X(s)|), at scale 4.
-    A red target lights up the 'red' map only; the opponent map RG of the 1998 model responds
-    to red and green alike.
+    A blue target lights up the 'blue' map only; the opponent map BY of the 1998 model responds
+    to blue and yellow alike.
     """
     f = _feature_pyramids(image)
     keys = dict(zip(TOP_DOWN_CHANNELS, ["I", "R", "G", "B", "Y"]
@@ -395,8 +415,12 @@ def spectral_residual(image: np.ndarray, width: int = 64, sigma: float = 2.5) ->
 
 # --------------------------------------------------------------------------- stimuli
 
-# Equal mean intensity (0.4), so that only colour tells the red and green bars apart.
-RED, GREEN, WHITE = (0.9, 0.15, 0.15), (0.15, 0.9, 0.15), (0.4, 0.4, 0.4)
+# Equal mean intensity I = (r + g + b) / 3 = 0.4, so that only colour tells the bars apart in
+# the model. Orange and blue (close to the vermillion and blue of Okabe & Ito's colour-blind
+# safe palette) differ along the blue-yellow axis that red-green colour-blind viewers keep,
+# and in lightness too; tests/test_colour_safety.py checks them under simulated colour-vision
+# deficiencies. Blue has g < (r + b) / 2, so it drives the model's B channel and not G.
+ORANGE, BLUE, WHITE = (0.835, 0.365, 0.0), (0.02, 0.39, 0.79), (0.4, 0.4, 0.4)
 SEARCH_KINDS = ("colour", "orientation", "conjunction")
 
 
@@ -446,9 +470,9 @@ def search_array(kind: str, *, seed: int = 0, size: int = 256, grid: int = 6,
                  ) -> tuple[np.ndarray, tuple[float, float], list[SearchItem]]:
     """A visual-search display: ``grid`` x ``grid`` bars, one of them the odd target.
 
-    kind: 'colour' (a green bar among red, all at 45 degrees, isoluminant with the grey
-    background), 'orientation' (a 135-degree bar among 45-degree bars, grey on black) or
-    'conjunction' (a red 135-degree bar among red 45-degree and green 135-degree bars on
+    kind: 'colour' (an orange bar among blue, all at 45 degrees, of the same intensity as the
+    grey background), 'orientation' (a 135-degree bar among 45-degree bars, grey on black) or
+    'conjunction' (a blue 135-degree bar among blue 45-degree and orange 135-degree bars on
     black: no single feature singles it out).
     target: the target's cell index (row-major); None draws a non-corner cell from ``seed``.
     jitter: random offset of each bar, as a fraction of the cell. bar_length, bar_width:
@@ -479,17 +503,18 @@ def search_array(kind: str, *, seed: int = 0, size: int = 256, grid: int = 6,
         row = (k // grid + 0.5) * cell + offsets[k, 0]
         col = (k % grid + 0.5) * cell + offsets[k, 1]
         if kind == "colour":
-            angle, color = 45.0, GREEN if k == target else RED
+            angle, color = 45.0, ORANGE if k == target else BLUE
         elif kind == "orientation":
             angle, color = (135.0 if k == target else 45.0), WHITE
         elif k == target:
-            angle, color = 135.0, RED
+            angle, color = 135.0, BLUE
         else:
-            angle, color = (45.0, RED) if rng.random() < 0.5 else (135.0, GREEN)
+            angle, color = (45.0, BLUE) if rng.random() < 0.5 else (135.0, ORANGE)
         items.append(SearchItem(row, col, angle, color))
-    # Colour displays are isoluminant: bars and background share one intensity, so colour is
-    # the only feature that differs anywhere (as in psychophysics, to isolate a channel).
-    background = float(np.mean(RED)) if kind == "colour" else 0.0
+    # In colour displays bars and background share one intensity I, so colour is the only
+    # feature that differs anywhere for the model (as psychophysics isolates a channel with
+    # isoluminant displays; the eye weighs r, g, b unequally, so to it orange looks lighter).
+    background = float(np.mean(BLUE)) if kind == "colour" else 0.0
     image = draw_bars(items, size, length=bar_length * cell, width=bar_width * cell,
                       background=background)
     return image, (items[target].row, items[target].col), items
@@ -497,23 +522,23 @@ def search_array(kind: str, *, seed: int = 0, size: int = 256, grid: int = 6,
 
 def two_singleton_array(*, seed: int = 0, size: int = 256, grid: int = 6,
                         ) -> tuple[np.ndarray, dict[str, tuple[float, float]]]:
-    """A display with two odd items among red 45-degree bars on black: a green one (odd in
-    colour) and a vertical one (odd in orientation), in two random non-corner cells.
+    """A display with two odd items among orange 45-degree bars on black: a blue one (odd in
+    colour) and an orange vertical one (odd in orientation), in two random non-corner cells.
 
-    Returns the image (size, size, 3) and the centres {'green': (row, col), 'vertical': ...}.
+    Returns the image (size, size, 3) and the centres {'blue': (row, col), 'vertical': ...}.
     """
     size = positive_int(size, "size", minimum=32)
     grid = positive_int(grid, "grid", minimum=3)
     rng = np.random.default_rng(seed)
     corners = {0, grid - 1, grid * (grid - 1), grid * grid - 1}
-    green, vertical = rng.choice([k for k in range(grid * grid) if k not in corners], 2,
-                                 replace=False)
+    blue, vertical = rng.choice([k for k in range(grid * grid) if k not in corners], 2,
+                                replace=False)
     cell = size / grid
     items = [SearchItem((k // grid + 0.5) * cell, (k % grid + 0.5) * cell,
-                        90.0 if k == vertical else 45.0, GREEN if k == green else RED)
+                        90.0 if k == vertical else 45.0, BLUE if k == blue else ORANGE)
              for k in range(grid * grid)]
     image = draw_bars(items, size, length=0.55 * cell, width=0.14 * cell)
-    return image, {"green": (items[green].row, items[green].col),
+    return image, {"blue": (items[blue].row, items[blue].col),
                    "vertical": (items[vertical].row, items[vertical].col)}
 
 
