@@ -337,3 +337,56 @@ def test_the_learners_own_traceback_is_kept():
     with pytest.raises(AssertionError) as err:
         check.softmax(buggy)
     assert isinstance(err.value.__cause__, AttributeError)
+
+
+# --- the training-loop exercises (their corpus of wrong answers is in test_check_corpus) ---
+
+def test_blank_loops_fall_back_to_the_course_loop_and_fail_under_grading(monkeypatch, capsys):
+    from utils import training
+
+    for name in ("train_one_epoch", "evaluate_epoch"):
+        fallback = getattr(check, name)(blank_fn)
+        assert fallback.__wrapped__ is getattr(training, name)
+        assert fallback.acv_reference_for == name
+        assert f"⏳ {name}: exercise still open" in capsys.readouterr().out
+    monkeypatch.setenv("ACV_GRADING", "1")
+    with pytest.raises(check.ExerciseOpen, match="evaluate_epoch: exercise still blank"):
+        check.evaluate_epoch(blank_fn)
+
+
+def _fails_in_call(n, exc, reference):
+    """reference, except that its n-th call raises exc."""
+    calls = []
+
+    def loop(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise exc
+        return reference(*args, **kwargs)
+
+    return loop
+
+
+def test_an_exception_in_a_training_loop_is_reported_with_the_case_and_epoch():
+    from utils import training
+
+    with pytest.raises(AssertionError) as err:
+        check.train_one_epoch(_fails_in_call(2, KeyError("y"), training.train_one_epoch))
+    assert str(err.value).startswith(
+        "❌ train_one_epoch (test case 1 of 2, Adam + OneCycleLR, batches of 5, 3, 4 examples, "
+        "epoch 2 of 3): your function raised KeyError: 'y'")
+    assert isinstance(err.value.__cause__, KeyError)
+    with pytest.raises(AssertionError, match=r"evaluation 3 of 3\): your function raised "
+                                             "NotImplementedError after passing") as err:
+        check.evaluate_epoch(_fails_in_call(3, NotImplementedError(), training.evaluate_epoch))
+    assert not isinstance(err.value, check.ExerciseOpen)
+
+
+def test_a_loop_answer_may_be_a_list_and_numpy_floats(capsys):
+    from utils import training
+
+    def as_list(model, batches):
+        return [np.float64(v) for v in training.evaluate_epoch(model, batches)]
+
+    assert check.evaluate_epoch(as_list) is as_list
+    assert "✅ evaluate_epoch: correct" in capsys.readouterr().out

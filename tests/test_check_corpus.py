@@ -2,18 +2,23 @@
 
 Each wrong answer is a mistake a learner is likely to make; each must be rejected with an
 AssertionError that names the exercise and the test case. Each correct alternative is a
-different, right implementation and must be accepted.
+different, right implementation and must be accepted. Answers are functions, or for the
+PyTorch module exercises nn.Module classes; the checkers take and return either alike.
 """
 
+import contextlib
 import math
+from functools import partial
 
 import numpy as np
 import pytest
 import scipy.special
 import torch
+import torch.nn.functional as F
 from scipy import ndimage
+from torch import nn
 
-from utils import check, counting, datasets, denoising, functional, reference, saliency
+from utils import check, counting, datasets, denoising, functional, modules, reference, saliency
 
 R = reference
 
@@ -232,6 +237,280 @@ def _eca(x, w, flip=False, gate=True, pad="same"):
     return functional.sigmoid(out) if gate else out
 
 
+# --- PyTorch exercises: learners' nn.Module classes and training loops --------------------
+
+def _se_module(squeeze=lambda x: x.mean((2, 3)), gate=torch.sigmoid, hidden=lambda c, r: c // r,
+               bias=True, names=("fc1", "fc2"), scale=lambda x, s: x * s[:, :, None, None]):
+    """A learner's SqueezeExcitation: right by default, each argument one way to get it wrong."""
+    class SqueezeExcitation(nn.Module):
+        def __init__(self, channels, reduction=16):
+            super().__init__()
+            h = hidden(channels, reduction)
+            setattr(self, names[0], nn.Linear(channels, h, bias=bias))
+            setattr(self, names[1], nn.Linear(h, channels, bias=bias))
+
+        def forward(self, x):
+            first, second = getattr(self, names[0]), getattr(self, names[1])
+            return scale(x, gate(second(F.relu(first(squeeze(x))))))
+
+    return SqueezeExcitation
+
+
+class _SEModules(nn.Module):
+    """Right: pooling and activations as modules (they hold no parameters), views by hand."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Linear(channels, channels // reduction)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc2 = nn.Linear(channels // reduction, channels)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x):
+        b, c, _, _ = x.shape
+        s = self.gate(self.fc2(self.relu(self.fc1(self.pool(x).view(b, c)))))
+        return x * s.view(b, c, 1, 1)
+
+
+class _SEConv(nn.Module):
+    """Wrong: 1 x 1 convolutions compute the same thing but have other parameter shapes."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, channels // reduction, 1)
+        self.fc2 = nn.Conv2d(channels // reduction, channels, 1)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
+
+
+class _SEInPlace(_se_module()):
+    """Wrong: scales the caller's tensor in place."""
+
+    def forward(self, x):
+        x *= torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3))))))[:, :, None, None]
+        return x
+
+
+def _mean_hw(x):
+    return x.mean((2, 3))
+
+
+def _max_hw(x):
+    return x.amax((2, 3))
+
+
+def _ca_module(pools=(_mean_hw, _max_hw), combine="sum", shared=True, relu_out=False):
+    """A learner's ChannelAttention: right by default."""
+    class ChannelAttention(nn.Module):
+        def __init__(self, channels, reduction=16):
+            super().__init__()
+            h = channels // reduction
+            self.fc1, self.fc2 = nn.Linear(channels, h), nn.Linear(h, channels)
+            if not shared:   # a second MLP for the max branch
+                self.fc1_max, self.fc2_max = nn.Linear(channels, h), nn.Linear(h, channels)
+
+        def mlp(self, z, branch=0):
+            fc1, fc2 = (self.fc1, self.fc2) if shared or branch == 0 else (self.fc1_max,
+                                                                           self.fc2_max)
+            out = fc2(F.relu(fc1(z)))
+            return F.relu(out) if relu_out else out
+
+        def forward(self, x):
+            if combine == "pool_first":
+                s = torch.sigmoid(self.mlp(sum(pool(x) for pool in pools)))
+            elif combine == "stacked":
+                s = torch.sigmoid(self.mlp(torch.stack([pool(x) for pool in pools])).sum(0))
+            else:
+                outs = [self.mlp(pool(x), i) for i, pool in enumerate(pools)]
+                s = (torch.sigmoid(sum(outs)) if combine == "sum"
+                     else sum(torch.sigmoid(o) for o in outs) / len(outs))
+            return x * s[:, :, None, None]
+
+    return ChannelAttention
+
+
+_POOL_C = {"mean": lambda x: x.mean(1, keepdim=True), "max": lambda x: x.amax(1, keepdim=True),
+           "sum": lambda x: x.sum(1, keepdim=True)}
+
+
+def _sa_module(order=("mean", "max"), padding=lambda k: k // 2, bias=True, gate=torch.sigmoid,
+               fixed_kernel=None):
+    """A learner's SpatialAttention: right by default."""
+    class SpatialAttention(nn.Module):
+        def __init__(self, kernel_size=7):
+            super().__init__()
+            k = fixed_kernel or kernel_size
+            self.conv = nn.Conv2d(2, 1, k, padding=padding(k), bias=bias)
+
+        def forward(self, x):
+            return x * gate(self.conv(torch.cat([_POOL_C[o](x) for o in order], dim=1)))
+
+    return SpatialAttention
+
+
+class _SAStack(nn.Module):
+    """Right: torch.stack of the two (B, H, W) maps, .max(...).values, nn.Sigmoid."""
+
+    def __init__(self, kernel_size=7):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
+        self.sigmoid = nn.Sigmoid()
+
+    def forward(self, x):
+        pooled = torch.stack([x.mean(dim=1), x.max(dim=1).values], dim=1)
+        return self.sigmoid(self.conv(pooled)) * x
+
+
+ChannelAttention, SpatialAttention = _ca_module(), _sa_module()   # the learner's, as in notebook 03
+
+
+def _cbam_module(order="channel-spatial", names=("channel", "spatial"),
+                 spatial_argument=lambda reduction, kernel_size: kernel_size):
+    """A learner's CBAM built from their ChannelAttention and SpatialAttention."""
+    class CBAM(nn.Module):
+        def __init__(self, channels, reduction=16, kernel_size=7):
+            super().__init__()
+            setattr(self, names[0], ChannelAttention(channels, reduction))
+            setattr(self, names[1], SpatialAttention(spatial_argument(reduction, kernel_size)))
+
+        def forward(self, x):
+            channel, spatial = getattr(self, names[0]), getattr(self, names[1])
+            if order == "channel-spatial":
+                return spatial(channel(x))
+            if order == "loop":
+                for attend in (channel, spatial):
+                    x = attend(x)
+                return x
+            if order == "spatial-channel":
+                return channel(spatial(x))
+            if order == "sum":
+                return channel(x) + spatial(x)
+            if order == "residual":
+                return x + spatial(channel(x))
+            channel(x)   # "unchained": the channel-refined tensor is computed and dropped
+            return spatial(x)
+
+    return CBAM
+
+
+class _CBAMFromLibrary(nn.Module):
+    """Right: the course library's two modules, with the parameter names of the exercise."""
+
+    def __init__(self, channels, reduction=16, kernel_size=7):
+        super().__init__()
+        self.channel = modules.ChannelAttention(channels, reduction)
+        self.spatial = modules.SpatialAttention(kernel_size=kernel_size)
+
+    def forward(self, x):
+        return self.spatial(self.channel(x))
+
+
+def _train(model, batches, optimizer, scheduler=None, *, train_mode=True, zero_grad="before",
+           step_first=False, schedule="batch", result="mean"):
+    """A learner's train_one_epoch: right by default."""
+    if train_mode:
+        model.train()
+    losses = []
+    for x, y in batches:
+        if zero_grad == "before":
+            optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        if step_first:
+            optimizer.step()
+            loss.backward()
+        else:
+            loss.backward()
+            if zero_grad == "between":
+                optimizer.zero_grad()
+            optimizer.step()
+        if scheduler is not None and schedule == "batch":
+            scheduler.step()
+        losses.append(loss if result == "tensor" else loss.item())
+    if scheduler is not None and schedule == "epoch":
+        scheduler.step()
+    if result == "sum":
+        return sum(losses)
+    if result == "last":
+        return losses[-1]
+    return sum(losses) / len(losses)
+
+
+def _train_by_hand(model, batches, optimizer, scheduler=None):
+    """Right: a loss module, zero_grad(set_to_none=False) after each step, np.mean."""
+    criterion = nn.CrossEntropyLoss()
+    model.train()
+    losses = []
+    for inputs, labels in batches:
+        loss = criterion(model(inputs), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=False)
+        if scheduler:
+            scheduler.step()
+        losses.append(loss.item())
+    return float(np.mean(losses))
+
+
+def _train_running(model, batches, optimizer, scheduler=None):
+    """Right: log-softmax and NLL (the same as cross-entropy), a running sum and a step count."""
+    model.train(True)
+    running, steps = 0.0, 0
+    for x, y in batches:
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.nll_loss(F.log_softmax(model(x), dim=1), y)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        running, steps = running + loss.item(), steps + 1
+    return running / steps
+
+
+def _evaluate(model, batches, *, eval_mode=True, no_grad=True, loss_over="examples",
+              accuracy="float", accuracy_over="examples", swap=False):
+    """A learner's evaluate_epoch: right by default."""
+    if eval_mode:
+        model.eval()
+    total, correct, count, batch_losses, batch_accuracies = 0.0, 0, 0, [], []
+    with torch.no_grad() if no_grad else contextlib.nullcontext():
+        for x, y in batches:
+            logits = model(x)
+            total += F.cross_entropy(logits, y, reduction="sum").item()
+            batch_losses.append(F.cross_entropy(logits, y).item())
+            hits = (logits.argmax(1) == y).sum()
+            correct += hits if accuracy == "tensor" else hits.item()
+            batch_accuracies.append(hits.item() / len(y))
+            count += len(y)
+    loss = {"examples": total / count, "total": total,
+            "batches": sum(batch_losses) / len(batch_losses)}[loss_over]
+    acc = correct / count if accuracy_over == "examples" else float(np.mean(batch_accuracies))
+    return (acc, loss) if swap else (loss, acc)
+
+
+@torch.no_grad()
+def _evaluate_at_once(model, batches):
+    """Right: every batch's logits first, then one loss and one accuracy over all examples."""
+    model.eval()
+    outputs = [(model(x), y) for x, y in batches]
+    logits, labels = torch.cat([o for o, _ in outputs]), torch.cat([y for _, y in outputs])
+    return F.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
+
+
+def _evaluate_inference_mode(model, batches):
+    """Right: torch.inference_mode, the batch mean times the batch size."""
+    model.eval()
+    loss_sum, hits, seen = 0.0, 0, 0
+    with torch.inference_mode():
+        for x, y in batches:
+            out = model(x)
+            loss_sum += float(F.cross_entropy(out, y)) * y.numel()
+            hits += int((out.argmax(dim=-1) == y).sum())
+            seen += y.numel()
+    return loss_sum / seen, hits / seen
+
+
 CORPUS = {
     "softmax": (
         [lambda x, axis=-1: scipy.special.softmax(x, axis=axis),
@@ -420,6 +699,75 @@ CORPUS = {
          lambda x, w: functional.sigmoid(x.mean(axis=(2, 3)) * w.sum()),
          lambda x, w: functional.sigmoid(np.stack([np.convolve(r, w, mode="valid")
                                                    for r in x.mean(axis=(2, 3))]))]),
+    "SqueezeExcitation": (
+        [_se_module(squeeze=lambda x: F.adaptive_avg_pool2d(x, 1).flatten(1)),
+         _se_module(squeeze=lambda x: x.flatten(2).mean(-1),
+                    scale=lambda x, s: x * s.view(*s.shape, 1, 1)),
+         _SEModules],
+        [_se_module(gate=lambda a: a),                                   # forgot the sigmoid
+         _se_module(squeeze=lambda x: x.amax((2, 3))),                   # max, not mean
+         _se_module(squeeze=lambda x: x.mean(2)),                        # mean over H only
+         _se_module(squeeze=lambda x: x.mean((0, 2, 3)),                 # batch elements mix
+                    scale=lambda x, s: x * s.view(1, -1, 1, 1)),
+         _se_module(squeeze=lambda x: x.reshape(*x.shape[:2], x.shape[2] * x.shape[2]).mean(-1)),
+         _se_module(scale=lambda x, s: x * s.reshape(x.shape[1], x.shape[0], 1, 1).transpose(0, 1)),
+         _se_module(hidden=lambda c, r: c * r),                          # C * r hidden units
+         _se_module(names=("squeeze", "excite")),                        # other attribute names
+         _se_module(bias=False),
+         _se_module(gate=lambda a: torch.softmax(a, dim=1)),
+         _se_module(gate=lambda a: torch.sigmoid(a).detach()),           # gradients stop here
+         _SEConv, _SEInPlace]),
+    "ChannelAttention": (
+        [_ca_module(pools=(lambda x: F.adaptive_avg_pool2d(x, 1).flatten(1),
+                           lambda x: F.adaptive_max_pool2d(x, 1).flatten(1))),
+         _ca_module(pools=(_mean_hw, lambda x: x.flatten(2).max(-1).values)),
+         _ca_module(combine="stacked")],
+        [_ca_module(shared=False),                                       # one MLP per branch
+         _ca_module(pools=(_mean_hw,)),                                  # SE: average only
+         _ca_module(pools=(_max_hw,)),
+         _ca_module(combine="mean_of_gates"),
+         _ca_module(combine="pool_first"),                               # MLP(avg + max)
+         _ca_module(pools=(_mean_hw, lambda x: x.amax(2).mean(2))),      # max over H only
+         _ca_module(relu_out=True)]),
+    "SpatialAttention": (
+        [_sa_module(padding=lambda k: "same"), _SAStack],
+        [_sa_module(order=("max", "mean")),                              # the official code's order
+         _sa_module(padding=lambda k: 0),
+         _sa_module(padding=lambda k: k - 1),
+         _sa_module(bias=False),
+         _sa_module(order=("sum", "max")),
+         _sa_module(gate=lambda a: a),
+         _sa_module(fixed_kernel=7),                                     # kernel_size ignored
+         _sa_module(gate=lambda a: torch.softmax(a.flatten(1), 1).view_as(a))]),
+    "CBAM": (
+        [_cbam_module(order="loop"), _CBAMFromLibrary],
+        [_cbam_module(order="spatial-channel"),
+         _cbam_module(order="sum"),
+         _cbam_module(order="residual"),
+         _cbam_module(order="unchained"),
+         _cbam_module(names=("ca", "sa")),
+         _cbam_module(spatial_argument=lambda reduction, kernel_size: reduction),
+         _cbam_module(spatial_argument=lambda reduction, kernel_size: 7)]),
+    "train_one_epoch": (
+        [_train, _train_by_hand, _train_running],
+        [partial(_train, zero_grad="never"),
+         partial(_train, train_mode=False),
+         partial(_train, step_first=True),
+         partial(_train, schedule="never"),
+         partial(_train, schedule="epoch"),
+         partial(_train, zero_grad="between"),
+         partial(_train, result="sum"),
+         partial(_train, result="last"),
+         partial(_train, result="tensor")]),
+    "evaluate_epoch": (
+        [_evaluate, _evaluate_at_once, _evaluate_inference_mode],
+        [partial(_evaluate, eval_mode=False),
+         partial(_evaluate, no_grad=False),
+         partial(_evaluate, loss_over="batches"),
+         partial(_evaluate, loss_over="total"),
+         partial(_evaluate, accuracy="tensor"),
+         partial(_evaluate, accuracy_over="batches"),
+         partial(_evaluate, swap=True)]),
 }
 
 
@@ -446,6 +794,7 @@ def test_every_plausible_bug_is_rejected_and_every_correct_alternative_accepted(
                 pytest.fail(f"{name}: wrong answer {number} was accepted")
         assert text.startswith(f"❌ {name} (test case "), (name, number, text[:200])
         assert "Idea:" in text and len(text.splitlines()[0]) < 400, (name, number)
+        assert "tensor(" not in text and "array([" not in text, (name, number)  # no dumps
 
 
 class _no_warning_filter:

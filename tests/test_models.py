@@ -116,18 +116,22 @@ def test_versus_baseline_pairs_the_seeds_and_uses_a_t_interval():
         return [TrainResult(a, np.zeros(1), [], 0.0, None, seed)
                 for seed, a in enumerate(accs)]
 
-    out = versus_baseline({"base": runs(0.80, 0.82, 0.81), "a": runs(0.90, 0.91, 0.92),
-                           "b": runs(0.80, 0.83, 0.79)}, "base")
+    out = versus_baseline({"base": runs(0.80, 0.82, 0.81, 0.80, 0.82),
+                           "a": runs(0.90, 0.91, 0.92, 0.90, 0.93),
+                           "b": runs(0.80, 0.83, 0.79, 0.81, 0.80)}, "base")
     assert out["a"].verdict == "better" and out["b"].verdict == "no clear difference"
-    diffs = np.array([0.10, 0.09, 0.11])                     # paired, seed by seed
-    assert out["a"].mean == pytest.approx(0.10)
-    assert out["a"].half_width == pytest.approx(stats.t.ppf(0.975, 2) * diffs.std(ddof=1)
-                                                / np.sqrt(3))
+    diffs = np.array([0.10, 0.09, 0.11, 0.10, 0.11])         # paired, seed by seed
+    assert out["a"].mean == pytest.approx(diffs.mean())
+    assert out["a"].half_width == pytest.approx(stats.t.ppf(0.975, 4) * diffs.std(ddof=1)
+                                                / np.sqrt(5))
+    few = versus_baseline({"base": runs(0.80, 0.82, 0.81), "a": runs(0.90, 0.91, 0.92)}, "base")
+    assert few["a"].low > 0 and few["a"].verdict == "no verdict (n < 5 seeds)"
     with pytest.raises(ValueError, match="two seeds"):
         versus_baseline({"base": runs(0.8), "a": runs(0.9)}, "base")
     shifted = [TrainResult(0.9, np.zeros(1), [], 0.0, None, seed) for seed in (1, 2, 3)]
     with pytest.raises(ValueError, match="a paired comparison needs the same seeds"):
         versus_baseline({"base": runs(0.80, 0.82, 0.81), "a": shifted}, "base")
+    assert runs(0.5, 0.6)[1].seed == 1
 
 
 def test_train_one_epoch_and_evaluate_epoch_are_the_loop_of_train_classifier():

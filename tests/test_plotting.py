@@ -55,3 +55,26 @@ def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="at least one"):
         map_grid([])
     plt.close(fig)
+
+
+def test_learning_curves_draws_every_model_and_refuses_runs_without_history():
+    import matplotlib.pyplot as plt
+    import pytest
+
+    from utils.plotting import learning_curves
+    from utils.training import TrainResult
+
+    def run(seed, acc):
+        history = {"train_loss": [2.0, 1.0], "test_loss": [2.1, 1.2],
+                   "train_accuracy": [0.3, 0.6], "test_accuracy": [0.2, acc]}
+        return TrainResult(acc, np.zeros(1), [2.0, 1.0], 0.0, None, seed, history)
+
+    fig = learning_curves({"a": [run(0, 0.5), run(1, 0.6)], "b": [run(0, 0.7), run(1, 0.8)]},
+                          title="t")
+    lines = [line for ax in fig.axes for line in ax.get_lines()]
+    assert len(lines) == 6                                   # 2 models x 3 panels
+    acc_a = fig.axes[2].get_lines()[0].get_ydata()
+    np.testing.assert_allclose(acc_a, [0.2, 0.55])           # the mean over seeds
+    plt.close(fig)
+    with pytest.raises(ValueError, match="runs with a history"):
+        learning_curves({"a": [TrainResult(0.5, np.zeros(1), [], 0.0, None)]})

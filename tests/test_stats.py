@@ -29,6 +29,8 @@ def test_paired_difference_removes_what_the_seeds_share():
     assert paired_difference(base, model).verdict == "worse"
     assert paired_difference(base + [0.01, -0.01, 0.0, 0.02, -0.02], base).verdict == \
         "no clear difference"
+    few = paired_difference(model[:3], base[:3])
+    assert few.low > 0 and few.verdict == "no verdict (n < 5 seeds)"   # the course's rule
     assert paired.text(100) == (f"{paired.mean * 100:+.1f} [{paired.low * 100:+.1f}, "
                                 f"{paired.high * 100:+.1f}]")
 

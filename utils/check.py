@@ -15,6 +15,13 @@ course's reference implementation:
 After a blank or wrong answer the notebook's name for the function (``fn`` in
 ``fn = check.fn(fn)``) is bound to the reference, so that later cells run and one mistake
 costs one exercise.
+
+From notebook 02 on, some exercises are PyTorch: an ``nn.Module`` class
+(``CBAM = check.CBAM(CBAM)``), checked by :func:`check_module` (parameter names, shapes and
+count; outputs and the gradients of the input and of every parameter against the reference
+module in float64 with its weights loaded; float32; CUDA where present), and training loops,
+run from the same weights and random state as the course's own loop. A blank class falls
+back to a marked subclass of the reference class.
 """
 
 from __future__ import annotations
@@ -24,14 +31,18 @@ import functools
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import datasets, functional, reference, runtime
 
-# counting (PyTorch), saliency and denoising (SciPy) are imported by the checkers that use them,
-# so that `from utils import check` stays quick in a fresh kernel.
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+# PyTorch (with counting, modules and training), saliency and denoising (SciPy) are imported by
+# the checkers that use them, so that `from utils import check` stays quick in a fresh kernel.
 
 
 class ExerciseOpen(AssertionError):
@@ -253,13 +264,106 @@ def _use_reference_from_here_on(title: str, learner: Callable, fallback: Callabl
 
 
 def _stand_in(title: str, reference: Callable) -> Callable:
-    """The reference, wrapped and marked, so that a later check knows it is not the learner's."""
+    """The reference, marked, so that a later check knows it is not the learner's.
+
+    A function is wrapped; a class is subclassed (same constructor and behaviour, and
+    ``isinstance`` of the reference, so that later cells of the notebook work with it).
+    """
+    if isinstance(reference, type):
+        return type(reference.__name__, (reference,), {
+            "acv_reference_for": title, "__doc__": reference.__doc__,
+            "__module__": reference.__module__, "__qualname__": reference.__qualname__})
+
     @functools.wraps(reference)
     def stand_in(*args: Any, **kwargs: Any) -> Any:
         return reference(*args, **kwargs)
 
     stand_in.acv_reference_for = title
     return stand_in
+
+
+class _Blank(Exception):
+    """The learner's first call raised NotImplementedError: the exercise is still open."""
+
+
+class _Attempt:
+    """One check of a learner's answer to exercise ``title``, and the three ways it ends.
+
+    ``fallback`` is the marked stand-in of ``reference`` that the notebook's name is bound
+    to after a blank or wrong answer. ``idea`` defaults to the registered exercise's.
+    """
+
+    def __init__(self, title: str, learner: Callable, reference: Callable,
+                 idea: str | None) -> None:
+        self.title, self.learner = title, learner
+        self.fallback = _stand_in(title, reference)
+        self.registered = title in EXERCISES
+        if idea is None:
+            if not self.registered:
+                raise ValueError(f"idea is needed for an exercise that is not registered: "
+                                 f"{title!r}")
+            idea = EXERCISES[title].idea
+        self.idea = idea
+
+    def wrong(self, where: str, what: str) -> AssertionError:
+        """The error for a wrong answer (raise it); the notebook's name now means the reference."""
+        rebound = _use_reference_from_here_on(self.title, self.learner, self.fallback)
+        more = f" For the code-level hint run check.hint({self.title!r})." if (
+            self.registered) else ""
+        after = (f"\n(Until this check passes, the rest of the notebook uses the reference "
+                 f"{self.title}.)" if rebound else "")
+        return AssertionError(f"❌ {self.title} ({where}): {what}\nIdea: {self.idea}{more}{after}")
+
+    def still_open(self) -> Callable:
+        """A blank exercise: the stand-in to use next (under grading: ExerciseOpen)."""
+        _use_reference_from_here_on(self.title, self.learner, self.fallback)
+        if runtime.grading_mode():
+            raise ExerciseOpen(f"⏳ {self.title}: exercise still blank (raise "
+                               "NotImplementedError()); under grading it scores no points. "
+                               "The rest of the notebook uses the reference.") from None
+        print(f"⏳ {self.title}: exercise still open. Using the reference solution so that the "
+              "rest of the notebook runs; come back when you are ready.")
+        return self.fallback
+
+    def right(self, summary: str) -> Callable:
+        """A right answer: say so and hand the learner's own function or class back."""
+        print(f"✅ {self.title}: {summary}")
+        return self.learner
+
+    def run(self, call: Callable[[], Any], where: str, who: str = "your function", *,
+            first: bool = False) -> Any:
+        """``call()``, with the learner's errors turned into verdicts.
+
+        NotImplementedError on the ``first`` call means the exercise is open (``_Blank``),
+        on a later one that a branch is unfinished; any other exception is a wrong answer
+        reported with the case, its traceback kept as ``__cause__``.
+        """
+        try:
+            return call()
+        except NotImplementedError as exc:
+            if first:
+                raise _Blank from exc
+            raise self.wrong(where, f"{who} raised NotImplementedError after passing the "
+                                    "earlier cases; finish every branch") from exc
+        except Exception as exc:  # the learner's own bug: report it, never crash the checker
+            raise self.wrong(where, f"{who} raised {type(exc).__name__}: {exc}") from exc
+
+
+def _begin(learner: Callable, reference: Callable, title: str,
+           idea: str | None) -> _Attempt | None:
+    """Start checking ``learner``: None when the name still holds the stand-in of an earlier
+    blank or wrong answer (said so, or under grading ExerciseOpen), else the attempt."""
+    if not callable(learner):
+        raise ValueError(f"the exercise function for {title!r} must be callable, "
+                         f"got {type(learner).__name__}")
+    if getattr(learner, "__dict__", {}).get("acv_reference_for") == title:
+        message = (f"{title}: this name still holds the reference solution (your answer was "
+                   "blank or failed this check); run your exercise cell again, then this cell.")
+        if runtime.grading_mode():
+            raise ExerciseOpen(f"⏳ {message}")
+        print(f"↩ {message}")
+        return None
+    return _Attempt(title, learner, reference, idea)
 
 
 def check_exercise(learner: Callable, reference: Callable, cases: Sequence[Case], *,
@@ -272,69 +376,37 @@ def check_exercise(learner: Callable, reference: Callable, cases: Sequence[Case]
     if not callable(reference) or isinstance(cases, str | bytes) or not all(
             isinstance(c, Case) for c in cases) or not cases:
         raise ValueError("reference must be callable and cases a non-empty sequence of Case")
-    if not callable(learner):
-        raise ValueError(f"the exercise function for {title!r} must be callable, "
-                         f"got {type(learner).__name__}")
-    if getattr(learner, "acv_reference_for", None) == title:
-        message = (f"{title}: this name still holds the reference solution (your function was "
-                   "blank or failed this check); run your exercise cell again, then this cell.")
-        if runtime.grading_mode():
-            raise ExerciseOpen(f"⏳ {message}")
-        print(f"↩ {message}")
+    attempt = _begin(learner, reference, title, idea)
+    if attempt is None:
         return learner
-    reference = _stand_in(title, reference)
-    spec = EXERCISES.get(title)
-    if idea is None:
-        if spec is None:
-            raise ValueError(f"idea is needed for an exercise that is not registered: {title!r}")
-        idea = spec.idea
-
-    def wrong(where: str, what: str) -> AssertionError:
-        rebound = _use_reference_from_here_on(title, learner, reference)
-        more = f" For the code-level hint run check.hint({title!r})." if spec else ""
-        after = (f"\n(Until this check passes, the rest of the notebook uses the reference "
-                 f"{title}.)" if rebound else "")
-        return AssertionError(f"❌ {title} ({where}): {what}\nIdea: {idea}{more}{after}")
-
     worst = 0.0
-    for number, case in enumerate(cases, start=1):
-        where = f"test case {number} of {len(cases)}, inputs {case.describe()}"
-        args, kwargs = copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
-        try:
-            got = learner(*args, **kwargs)
-        except NotImplementedError as exc:
-            if number > 1:
-                raise wrong(where, "your function raised NotImplementedError after passing "
-                                   "the earlier cases; finish every branch") from exc
-            _use_reference_from_here_on(title, learner, reference)
-            if runtime.grading_mode():
-                raise ExerciseOpen(f"⏳ {title}: exercise still blank (raise "
-                                   "NotImplementedError()); under grading it scores no points. "
-                                   "The rest of the notebook uses the reference.") from None
-            print(f"⏳ {title}: exercise still open. Using the reference solution so that the "
-                  "rest of the notebook runs; come back when you are ready.")
-            return reference
-        except Exception as exc:  # the learner's own bug: report it, never crash the checker
-            raise wrong(where, f"your function raised {type(exc).__name__}: {exc}") from exc
-        expected = reference(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
-        for i, (before, after) in enumerate(zip(case.args, args, strict=True)):
-            if not _unchanged(before, after):
-                raise wrong(where, f"your function modified argument {i + 1} in place; "
-                                   "compute the result in a new array instead.")
-        for key, before in case.kwargs.items():
-            if not _unchanged(before, kwargs[key]):
-                raise wrong(where, f"your function modified argument {key!r} in place; "
-                                   "compute the result in a new array instead.")
-        try:
-            worst = max(worst, compare(got, expected, rtol=rtol, atol=atol))
-        except AssertionError as exc:
-            raise wrong(where, str(exc)) from None
-        except Exception as exc:  # an answer of a type compare cannot even look at
-            raise wrong(where, f"your answer (a {type(got).__name__}) cannot be compared with "
-                               f"the expected {type(expected).__name__}: "
-                               f"{type(exc).__name__}: {exc}") from None
-    print(f"✅ {title}: correct on {len(cases)} test cases (largest error {worst:.1e}).")
-    return learner
+    try:
+        for number, case in enumerate(cases, start=1):
+            where = f"test case {number} of {len(cases)}, inputs {case.describe()}"
+            args, kwargs = copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
+            got = attempt.run(functools.partial(learner, *args, **kwargs), where,
+                              first=number == 1)
+            expected = reference(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
+            for i, (before, after) in enumerate(zip(case.args, args, strict=True)):
+                if not _unchanged(before, after):
+                    raise attempt.wrong(where, f"your function modified argument {i + 1} in "
+                                               "place; compute the result in a new array instead.")
+            for key, before in case.kwargs.items():
+                if not _unchanged(before, kwargs[key]):
+                    raise attempt.wrong(where, f"your function modified argument {key!r} in "
+                                               "place; compute the result in a new array instead.")
+            try:
+                worst = max(worst, compare(got, expected, rtol=rtol, atol=atol))
+            except AssertionError as exc:
+                raise attempt.wrong(where, str(exc)) from None
+            except Exception as exc:  # an answer of a type compare cannot even look at
+                raise attempt.wrong(
+                    where, f"your answer (a {type(got).__name__}) cannot be compared with the "
+                           f"expected {type(expected).__name__}: {type(exc).__name__}: {exc}"
+                ) from None
+    except _Blank:
+        return attempt.still_open()
+    return attempt.right(f"correct on {len(cases)} test cases (largest error {worst:.1e}).")
 
 
 def _unchanged(before: Any, after: Any) -> bool:
@@ -349,6 +421,396 @@ def _unchanged(before: Any, after: Any) -> bool:
         return (type(after) is type(before) and len(after) == len(before)
                 and all(_unchanged(b, a) for b, a in zip(before, after, strict=True)))
     return True
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch exercises: the learner's nn.Module classes and training loops.
+# ---------------------------------------------------------------------------------------------
+
+def _compare_tensor(got: Any, expected: torch.Tensor, *, name: str, rtol: float,
+                    atol: float) -> float:
+    """Like :func:`compare` for a tensor answer: type, shape, dtype and device, then values."""
+    import torch
+
+    if not isinstance(got, torch.Tensor):
+        raise AssertionError(f"{name}: expected a torch.Tensor of shape "
+                             f"{tuple(expected.shape)}, got {_kind(got)}")
+    if got.shape != expected.shape:
+        raise AssertionError(f"{name}: wrong shape, expected {tuple(expected.shape)}, got "
+                             f"{tuple(got.shape)}")
+    if got.dtype != expected.dtype:
+        raise AssertionError(f"{name}: wrong dtype, expected {expected.dtype}, got {got.dtype} "
+                             "(keep the input's dtype: no .float(), .double() or new tensors "
+                             "of a fixed dtype)")
+    if got.device.type != expected.device.type:
+        raise AssertionError(f"{name}: on device {got.device.type}, expected "
+                             f"{expected.device.type} (create new tensors on x.device)")
+    return compare(got.detach().cpu().numpy(), expected.detach().cpu().numpy(), name=name,
+                   rtol=rtol, atol=atol)
+
+
+def _names_and_shapes(names: Sequence[str], shapes: dict[str, tuple[int, ...]],
+                      most: int = 3) -> str:
+    """'fc1.weight (4, 8), fc1.bias (4,)', at most ``most`` of them, for messages."""
+    shown = ", ".join(f"{n} {shapes[n]}" for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _structure_difference(mine: nn.Module, ref: nn.Module) -> str | None:
+    """How the learner's parameters and buffers (names, shapes, count) differ, or None."""
+    got = {k: tuple(v.shape) for k, v in mine.state_dict().items()}
+    want = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    n_got = sum(p.numel() for p in mine.parameters())
+    n_want = sum(p.numel() for p in ref.parameters())
+    missing = [k for k in want if k not in got]
+    extra = [k for k in got if k not in want]
+    misshaped = [k for k in want if k in got and got[k] != want[k]]
+    if not (missing or extra or misshaped) and n_got == n_want:
+        return None
+    parts = []
+    if missing:
+        parts.append(f"missing {_names_and_shapes(missing, want)}")
+    if extra:
+        parts.append(f"unexpected {_names_and_shapes(extra, got)}")
+    if misshaped:
+        parts.append("wrong shape: " + ", ".join(
+            f"{k} is {got[k]}, expected {want[k]}" for k in misshaped[:3]))
+    if not parts:
+        parts.append("the same names and shapes, but some are not nn.Parameters")
+    return (f"the module's parameters differ from the exercise's: {'; '.join(parts)} "
+            f"({n_got:,} parameters, expected {n_want:,}).\nThe exercise's module holds "
+            f"exactly: {_names_and_shapes(list(want), want, most=len(want))}.")
+
+
+def _randomise(module: nn.Module, seed: int) -> None:
+    """Seeded, non-trivial values for every parameter: weights ~ N(0, 1 / fan_in), biases and
+    other vectors ~ N(0, 0.5^2), so that no unit is dead or saturated by construction."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            scale = p[0].numel() ** -0.5 if p.ndim > 1 else 0.5
+            p.copy_(torch.randn(p.shape, generator=generator, dtype=torch.float64) * scale)
+
+
+def _accelerators() -> list[torch.device]:
+    """The devices besides the CPU that modules are also checked on: CUDA when present."""
+    import torch
+
+    return [torch.device("cuda")] if torch.cuda.is_available() else []
+
+
+def _check_module_input(attempt: _Attempt, mine: nn.Module, ref: nn.Module,
+                        shape: tuple[int, ...], where: str, seed: int, rtol: float,
+                        atol: float) -> float:
+    """One input shape for one build, both modules in float64 with the same weights: the
+    output, the input left alone, and the gradients of x and of every parameter. Returns the
+    largest error."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=generator, dtype=torch.float64)
+    x_in = x.clone()
+    got = attempt.run(functools.partial(mine, x_in), where, "your forward")
+    if not torch.equal(x_in, x):
+        raise attempt.wrong(where, "your forward modified its input x in place (for example "
+                                   "x *= s); return a new tensor (x * s) instead.")
+    expected = ref(x.clone())
+    try:
+        worst = _compare_tensor(got, expected, name="output", rtol=rtol, atol=atol)
+    except AssertionError as exc:
+        raise attempt.wrong(where, str(exc)) from None
+
+    upstream = torch.randn(expected.shape, generator=generator, dtype=torch.float64)
+    x_mine, x_ref = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    mine.zero_grad(set_to_none=True)
+    ref.zero_grad(set_to_none=True)
+    out = attempt.run(functools.partial(mine, x_mine), where, "your forward")
+    if not out.requires_grad:
+        raise attempt.wrong(where, "the output is cut off from autograd (no gradient can flow "
+                                   "back); do not use torch.no_grad(), .detach(), .item() or "
+                                   "NumPy inside forward.")
+    attempt.run(functools.partial(out.backward, upstream), where,
+                "back-propagating through your forward")
+    ref(x_ref).backward(upstream)
+    params = dict(mine.named_parameters())
+    shapes = {name: tuple(p.shape) for name, p in params.items()}
+    without = [name for name, p in params.items() if p.grad is None]
+    if without:
+        raise attempt.wrong(where, f"no gradient reached {_names_and_shapes(without, shapes)}; "
+                                   "gradients must reach every parameter (use each one in "
+                                   "forward, without .detach(), .data or torch.no_grad()).")
+    if x_mine.grad is None:
+        raise attempt.wrong(where, "no gradient reached the input x; do not detach it.")
+    expected_grads = dict(ref.named_parameters())
+    try:
+        worst = max(worst, _compare_tensor(x_mine.grad, x_ref.grad, name="gradient of x",
+                                           rtol=rtol, atol=atol))
+        for name, p in params.items():
+            worst = max(worst, _compare_tensor(
+                p.grad, expected_grads[name].grad, name=f"gradient of {name} {shapes[name]}",
+                rtol=rtol, atol=atol))
+    except AssertionError as exc:
+        raise attempt.wrong(where, str(exc)) from None
+    return worst
+
+
+def _check_module_float32(attempt: _Attempt, mine: nn.Module, ref: nn.Module,
+                          shape: tuple[int, ...], where: str, seed: int,
+                          device: torch.device | None = None) -> None:
+    """The learner's module in float32 (on ``device``, default the CPU): a float32 output on
+    that device, close to the reference's (float64 on the CPU, float32 on another device,
+    whose kernels may round differently)."""
+    import torch
+
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    on = "" if device is None else f" on {device.type}"
+    mine32 = attempt.run(lambda: copy.deepcopy(mine).float().to(device or "cpu"), where,
+                         f"copying your module to float32{on}")
+    got = attempt.run(functools.partial(mine32, x.float().to(device or "cpu")), where,
+                      f"your forward in float32{on}")
+    if device is None:
+        expected, name, rtol, atol = ref(x).detach(), "output in float32", 1e-5, 1e-6
+    else:
+        expected = copy.deepcopy(ref).float().to(device)(x.float().to(device)).detach()
+        name, rtol, atol = f"output in float32 on {device.type}", 1e-4, 1e-5
+    try:
+        if isinstance(got, torch.Tensor) and got.dtype != torch.float32:
+            raise AssertionError(f"{name}: wrong dtype, expected torch.float32, got {got.dtype}"
+                                 " (keep the input's dtype: no .double() or new tensors of a "
+                                 "fixed dtype)")
+        if isinstance(got, torch.Tensor):
+            got = got.to(expected.dtype)
+        _compare_tensor(got, expected, name=name, rtol=rtol, atol=atol)
+    except AssertionError as exc:
+        raise attempt.wrong(where, str(exc)) from None
+
+
+def check_module(learner: Callable[..., nn.Module], reference: type[nn.Module],
+                 builds: Sequence[Case], shapes: Sequence[Sequence[tuple[int, ...]]], *,
+                 title: str, idea: str | None = None, rtol: float = 1e-10,
+                 atol: float = 1e-10, seed: int = 0) -> Callable[..., nn.Module]:
+    """Check the learner's ``nn.Module`` class against ``reference``; return the class to use next.
+
+    ``builds`` are constructor arguments, each given to both classes (so ``reference`` takes
+    the learner's constructor signature); ``shapes[i]`` are the input shapes (B, C, H, W)
+    tried with ``builds[i]``. For every build: the same state-dict names and shapes and the
+    same number of parameters. Then, with the reference's seeded random weights loaded into
+    the learner's module, in float64 for every input shape: the same output (type, shape,
+    dtype, values within ``atol + rtol * |expected|``), the input x left unchanged, and after
+    back-propagating one seeded upstream gradient the same gradient for x and for every
+    parameter, each of which must get one. In float32 the output must be float32 and close to
+    float64; on CUDA, where present, close to the reference on the GPU.
+
+    A blank class (NotImplementedError in ``__init__`` or ``forward``) returns a stand-in
+    subclass of ``reference``, marked like the function stand-ins of :func:`check_exercise`.
+    """
+    import torch
+    from torch import nn
+
+    if not _module_check_arguments_ok(reference, builds, shapes):
+        raise ValueError("reference must be a torch.nn.Module class, builds a non-empty "
+                         "sequence of Case and shapes one non-empty sequence of input shapes "
+                         "(tuples of positive integers) per build")
+    if isinstance(learner, nn.Module):
+        raise ValueError(f"the exercise class for {title!r} must be the class itself, not an "
+                         f"instance of it: {title} = check.{title}({title}) right after the "
+                         "class statement")
+    attempt = _begin(learner, reference, title, idea)
+    if attempt is None:
+        return learner
+    total, number, worst = sum(len(s) for s in shapes), 0, 0.0
+    devices = _accelerators()
+    try:
+        with torch.random.fork_rng(devices=[]):        # leave the notebook's random state alone
+            for index, (build, build_shapes) in enumerate(zip(builds, shapes, strict=True)):
+                made = f"{title}{build.describe()}"
+                where = f"test case {number + 1} of {total}, {made}"
+                torch.manual_seed(seed + index)
+                mine = attempt.run(functools.partial(learner, *copy.deepcopy(build.args),
+                                                     **copy.deepcopy(build.kwargs)),
+                                   where, f"building {made}", first=index == 0)
+                if not isinstance(mine, nn.Module):
+                    raise attempt.wrong(where, f"building {made} gave {_kind(mine)}, expected an "
+                                               "nn.Module (does the class inherit from "
+                                               "nn.Module?)")
+                if index == 0:        # a blank forward leaves the exercise open, not wrong
+                    _raise_if_blank(mine, build_shapes[0])
+                ref = reference(*copy.deepcopy(build.args), **copy.deepcopy(build.kwargs))
+                ref = ref.double()
+                _randomise(ref, seed + index)
+                difference = _structure_difference(mine, ref)
+                if difference:
+                    raise attempt.wrong(where, difference)
+                mine = attempt.run(lambda m=mine: m.double(), where, "your module's .double()")
+                attempt.run(functools.partial(mine.load_state_dict, ref.state_dict()), where,
+                            "loading the reference's weights into your module")
+                first = number + 1
+                for case_seed, shape in enumerate(build_shapes, start=seed + 100 * index):
+                    number += 1
+                    where = f"test case {number} of {total}, {made} on x of shape {shape}"
+                    worst = max(worst, _check_module_input(attempt, mine, ref, shape, where,
+                                                           case_seed, rtol, atol))
+                    _check_module_float32(attempt, mine, ref, shape, where, case_seed)
+                for device in devices:
+                    where = (f"test case {first} of {total}, {made} on x of shape "
+                             f"{build_shapes[0]}, on {device.type}")
+                    _check_module_float32(attempt, mine, ref, build_shapes[0], where,
+                                          seed + 100 * index, device)
+    except _Blank:
+        return attempt.still_open()
+    on = "".join(f", {d.type}" for d in devices)
+    return attempt.right(f"correct on {total} test cases: parameter names and shapes, outputs "
+                         f"and gradients in float64 (largest error {worst:.1e}), float32{on}.")
+
+
+def _module_check_arguments_ok(reference: Any, builds: Any, shapes: Any) -> bool:
+    """Whether check_module's arguments are a Module class, a non-empty sequence of Case, and
+    one non-empty sequence of shapes (tuples of positive integers) per build."""
+    from torch import nn
+
+    def is_shape(shape: Any) -> bool:
+        return isinstance(shape, tuple) and bool(shape) and all(
+            isinstance(n, int) and n > 0 for n in shape)
+
+    def is_sequence(value: Any) -> bool:
+        return isinstance(value, Sequence) and not isinstance(value, str | bytes) and bool(value)
+
+    return (isinstance(reference, type) and issubclass(reference, nn.Module)
+            and is_sequence(builds) and all(isinstance(b, Case) for b in builds)
+            and is_sequence(shapes) and len(shapes) == len(builds)
+            and all(is_sequence(s) and all(is_shape(t) for t in s) for s in shapes))
+
+
+def _raise_if_blank(module: nn.Module, shape: tuple[int, ...]) -> None:
+    """Raise ``_Blank`` when the module's forward is still blank (NotImplementedError).
+
+    Any other exception is ignored here: the full check reports it with its case.
+    """
+    import torch
+
+    try:
+        with torch.no_grad():
+            module(torch.randn(shape, generator=torch.Generator().manual_seed(0)))
+    except NotImplementedError as exc:
+        raise _Blank from exc
+    except Exception:  # reported with its test case by the full check that follows
+        pass
+
+
+LOOP_EPOCHS = 3
+
+
+@functools.cache
+def _loop_probe() -> type[nn.Module]:
+    """The tiny classifier the training-loop exercises are checked on (built on first use,
+    so that importing this module does not import PyTorch)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class LoopProbe(nn.Module):
+        """x (N, 6) -> logits (N, 3) through Linear, BatchNorm1d, ReLU, Dropout and Linear, so
+        that its numbers depend on training vs evaluation mode. ``grad_enabled`` records, for
+        every forward, whether autograd was recording."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1 = nn.Linear(6, 8)
+            self.bn = nn.BatchNorm1d(8)
+            self.drop = nn.Dropout(0.25)
+            self.fc2 = nn.Linear(8, 3)
+            self.grad_enabled: list[bool] = []
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.grad_enabled.append(torch.is_grad_enabled())
+            return self.fc2(self.drop(F.relu(self.bn(self.fc1(x)))))
+
+    return LoopProbe
+
+
+@dataclass(frozen=True)
+class _LoopCase:
+    """One training-loop test: batches of unequal ``sizes`` (a list of (x (N, 6) float64,
+    y (N,) int64) pairs), the probe model and an optimiser, all seeded by ``seed``."""
+
+    sizes: tuple[int, ...]
+    optimizer: str = "adam"           # 'adam' (lr 0.05) or 'sgd' (lr 0.1, momentum 0.9)
+    one_cycle: bool = False           # a OneCycleLR schedule over LOOP_EPOCHS epochs
+    seed: int = 0
+
+    def describe(self) -> str:
+        name = "Adam" if self.optimizer == "adam" else "SGD with momentum"
+        schedule = " + OneCycleLR" if self.one_cycle else ", no scheduler"
+        return f"{name}{schedule}, batches of {', '.join(map(str, self.sizes))} examples"
+
+    def batches(self, sizes: tuple[int, ...] | None = None,
+                offset: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        import torch
+
+        generator = torch.Generator().manual_seed(1000 + self.seed + offset)
+        return [(torch.randn(n, 6, generator=generator, dtype=torch.float64),
+                 torch.randint(3, (n,), generator=generator)) for n in sizes or self.sizes]
+
+    def model(self) -> nn.Module:
+        import torch
+
+        torch.manual_seed(self.seed)
+        return _loop_probe()().double()
+
+    def optimiser(self, model: nn.Module, steps: int) -> tuple[Any, Any]:
+        """(optimizer, scheduler or None) for ``model``; the schedule spans ``steps`` steps."""
+        import torch
+
+        if self.optimizer == "adam":
+            optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+        else:
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, 0.05, total_steps=steps) if self.one_cycle else None
+        return optimizer, scheduler
+
+
+class _Sides:
+    """The learner's and the reference's runs, each with its own copy of the torch random
+    state (dropout draws from it), so that both see the same random numbers."""
+
+    def __init__(self, seed: int) -> None:
+        import torch
+
+        torch.manual_seed(seed)
+        self.states = {"mine": torch.get_rng_state(), "ref": torch.get_rng_state()}
+
+    def run(self, side: str, call: Callable[[], Any]) -> Any:
+        import torch
+
+        torch.set_rng_state(self.states[side])
+        try:
+            return call()
+        finally:
+            self.states[side] = torch.get_rng_state()
+
+
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the model's weights and buffers, by name."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _compare_states(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
+                    what: str, rtol: float = 1e-9, atol: float = 1e-12) -> None:
+    """AssertionError naming the first weight or buffer (with its shape) that differs."""
+    for name, want in expected.items():
+        compare(got[name].cpu().numpy(), want.cpu().numpy(),
+                name=f"{what} {name} {tuple(want.shape)}", rtol=rtol, atol=atol)
+
+
+def _loop_check(attempt: _Attempt, where: str, check: Callable[[], Any]) -> None:
+    """Run one comparison; its AssertionError becomes the learner's verdict for ``where``."""
+    try:
+        check()
+    except AssertionError as exc:
+        raise attempt.wrong(where, str(exc)) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,6 +945,182 @@ def se_backward(fn: Callable) -> Callable:
         fn, ref, cases, title="se_backward", rtol=1e-6, atol=1e-9)
 
 
+# The module exercises: constructor arguments (the second and third use the defaults) and
+# input shapes per construction, with H != W, batch 1 and batch > 1.
+_SE_BUILDS = [Case((8,), {"reduction": 2}), Case((16,), {"reduction": 4}), Case((32,))]
+_SE_SHAPES = [[(2, 8, 5, 7), (1, 8, 6, 4)], [(3, 16, 4, 6), (1, 16, 7, 3)], [(2, 32, 3, 5)]]
+
+
+@exercise(
+    points=2,
+    idea="the SE block of your NumPy se_forward as an nn.Module: two nn.Linear layers named fc1 "
+         "(C to C // r) and fc2 (C // r to C) hold the weights; forward squeezes every channel "
+         "to its mean over H and W, excites through fc1, ReLU, fc2 and a sigmoid, and scales "
+         "each channel of x by its weight; autograd does the backward pass.",
+    hint="in __init__: super().__init__(); self.fc1 = nn.Linear(channels, channels // "
+         "reduction); self.fc2 = nn.Linear(channels // reduction, channels). In forward: "
+         "z = x.mean((2, 3)) is (B, C); s = torch.sigmoid(self.fc2(F.relu(self.fc1(z)))); "
+         "return x * s[:, :, None, None] (a new tensor: never x *= s).")
+def SqueezeExcitation(cls: Callable) -> Callable:
+    """Notebook 02: ``class SqueezeExcitation(nn.Module)``, ``(channels, reduction=16)``, with
+    ``fc1``/``fc2``; x (B, C, H, W) -> x * sigmoid(fc2(relu(fc1(mean_hw x)))) (B, C, H, W)."""
+    from . import modules
+
+    return check_module(cls, modules.SqueezeExcitation, _SE_BUILDS, _SE_SHAPES,
+                        title="SqueezeExcitation")
+
+
+@exercise(
+    points=2,
+    idea="one pass over the batches in training mode (batch norm learns its statistics, dropout "
+         "is on): for every batch clear the old gradients, compute the loss, back-propagate, "
+         "then step the optimiser, and the scheduler if there is one; report the mean of the "
+         "batch losses.",
+    hint="model.train(); for x, y in batches: optimizer.zero_grad(); loss = "
+         "F.cross_entropy(model(x), y); loss.backward(); optimizer.step(); then, if scheduler "
+         "is not None, scheduler.step(); keep loss.item(). Return sum(losses) / len(losses), "
+         "a Python float.")
+def train_one_epoch(fn: Callable) -> Callable:
+    """Notebook 02: ``fn(model, batches, optimizer, scheduler=None) -> float``, one epoch.
+
+    Learner and reference (``training.train_one_epoch``) train copies of a seeded model with
+    batch norm and dropout for LOOP_EPOCHS epochs, each started in evaluation mode (the wrong
+    one), from the same random state: the returned losses and the weights and batch-norm
+    statistics after every epoch must agree.
+    """
+    import torch
+
+    from . import training
+
+    attempt = _begin(fn, training.train_one_epoch, "train_one_epoch", None)
+    if attempt is None:
+        return fn
+    cases = [_LoopCase((5, 3, 4), "adam", one_cycle=True, seed=0),
+             _LoopCase((4, 7, 2, 3), "sgd", seed=1)]
+    try:
+        with torch.random.fork_rng(devices=[]):        # leave the notebook's random state alone
+            for number, case in enumerate(cases, start=1):
+                batches, mine, ref = case.batches(), case.model(), case.model()
+                opt_mine, sched_mine = case.optimiser(mine, LOOP_EPOCHS * len(batches))
+                opt_ref, sched_ref = case.optimiser(ref, LOOP_EPOCHS * len(batches))
+                scheduler = (sched_mine,) if sched_mine is not None else ()
+                sides = _Sides(case.seed)
+                for epoch in range(1, LOOP_EPOCHS + 1):
+                    where = (f"test case {number} of {len(cases)}, {case.describe()}, epoch "
+                             f"{epoch} of {LOOP_EPOCHS}")
+                    mine.eval()                # the wrong mode: the loop must switch to training
+                    ref.eval()
+                    got = sides.run("mine", functools.partial(
+                        attempt.run, functools.partial(fn, mine, list(batches), opt_mine,
+                                                       *scheduler),
+                        where, first=(number, epoch) == (1, 1)))
+                    expected = sides.run("ref", functools.partial(
+                        training.train_one_epoch, ref, list(batches), opt_ref, sched_ref))
+                    if not isinstance(got, float):
+                        raise attempt.wrong(where, f"returned {_kind(got)}; return the mean loss "
+                                                   "as a Python float (add up loss.item(), not "
+                                                   "the loss tensors)")
+                    _loop_check(attempt, where, functools.partial(
+                        _compare_states, _state(mine), _state(ref), "after the epoch, the model's"))
+                    _loop_check(attempt, where, functools.partial(
+                        compare, got, expected, name="the returned mean loss", rtol=1e-6,
+                        atol=1e-9))
+    except _Blank:
+        return attempt.still_open()
+    return attempt.right(f"correct on {len(cases)} test cases of {LOOP_EPOCHS} epochs: the same "
+                         "losses, weights and batch-norm statistics as the course's loop.")
+
+
+@exercise(
+    points=1,
+    idea="evaluation changes nothing: the model in evaluation mode (batch norm uses its running "
+         "statistics, dropout is off) and no gradient graph; the loss is averaged over the "
+         "examples, not over the batches, so a small last batch counts only as much as it "
+         "holds.",
+    hint="model.eval(); with torch.no_grad(): for x, y in batches: logits = model(x); total += "
+         "F.cross_entropy(logits, y, reduction='sum').item(); correct += (logits.argmax(1) "
+         "== y).sum().item(); count += len(y). Return (total / count, correct / count), two "
+         "Python floats.")
+def evaluate_epoch(fn: Callable) -> Callable:
+    """Notebook 02: ``fn(model, batches) -> (mean loss per example, accuracy)``.
+
+    Called with a seeded model with batch norm and dropout left in training mode (the wrong
+    one), on batches of unequal sizes, after each of LOOP_EPOCHS epochs of training: the same
+    Python floats as ``training.evaluate_epoch``, the model's weights and batch-norm
+    statistics unchanged, and no forward pass run with gradients enabled.
+    """
+    import torch
+
+    from . import training
+
+    attempt = _begin(fn, training.evaluate_epoch, "evaluate_epoch", None)
+    if attempt is None:
+        return fn
+    cases = [_LoopCase((5, 2, 7), "adam", seed=2), _LoopCase((6, 1, 4, 3), "sgd", seed=3)]
+    try:
+        with torch.random.fork_rng(devices=[]):        # leave the notebook's random state alone
+            for number, case in enumerate(cases, start=1):
+                batches, train = case.batches(), case.batches((6, 5), offset=1)
+                mine, ref = case.model(), case.model()
+                opt_mine, opt_ref = case.optimiser(mine, 1)[0], case.optimiser(ref, 1)[0]
+                sides = _Sides(case.seed)
+                for epoch in range(1, LOOP_EPOCHS + 1):
+                    where = (f"test case {number} of {len(cases)}, batches of "
+                             f"{', '.join(map(str, case.sizes))} examples, evaluation {epoch} "
+                             f"of {LOOP_EPOCHS}")
+                    mine.train()            # the wrong mode: evaluation must switch
+                    ref.train()
+                    before = _state(mine)
+                    mine.grad_enabled.clear()
+                    got = sides.run("mine", functools.partial(
+                        attempt.run, functools.partial(fn, mine, list(batches)), where,
+                        first=(number, epoch) == (1, 1)))
+                    expected = sides.run("ref", functools.partial(
+                        training.evaluate_epoch, ref, list(batches)))
+                    _check_evaluation(attempt, where, got, expected, mine, before)
+                    for side, model, optimizer in (("mine", mine, opt_mine),
+                                                   ("ref", ref, opt_ref)):   # new weights
+                        if epoch < LOOP_EPOCHS:
+                            sides.run(side, functools.partial(training.train_one_epoch, model,
+                                                              train, optimizer))
+    except _Blank:
+        return attempt.still_open()
+    return attempt.right(f"correct on {len(cases)} test cases, {LOOP_EPOCHS} evaluations each: "
+                         "the same loss per example and accuracy, the model left unchanged, no "
+                         "gradients recorded.")
+
+
+def _check_evaluation(attempt: _Attempt, where: str, got: Any, expected: tuple[float, float],
+                      model: nn.Module, before: dict[str, torch.Tensor]) -> None:
+    """One evaluation by the learner: the model untouched, no gradients, two right floats."""
+    import torch
+
+    after = _state(model)
+    changed = [k for k, v in before.items() if not torch.equal(v, after[k])]
+    if changed:
+        shapes = {k: tuple(v.shape) for k, v in before.items()}
+        raise attempt.wrong(where, f"your function changed the model's "
+                                   f"{_names_and_shapes(changed, shapes)}; evaluating must leave "
+                                   "the model as it is: in evaluation mode (model.eval()) batch "
+                                   "norm uses its running statistics instead of updating them.")
+    if any(model.grad_enabled):
+        raise attempt.wrong(where, "your function ran the model with gradients enabled "
+                                   "(torch.is_grad_enabled() was True in forward), building a "
+                                   "graph that is never used; evaluate inside `with "
+                                   "torch.no_grad():`.")
+    if not (isinstance(got, tuple | list) and len(got) == 2):
+        raise attempt.wrong(where, f"returned {_kind(got)}; return a tuple (mean loss per "
+                                   "example, accuracy)")
+    for value, name in zip(got, ("loss", "accuracy"), strict=True):
+        if not isinstance(value, float):
+            raise attempt.wrong(where, f"the {name} is {_kind(value)}; return Python floats "
+                                       "(.item() or float(...))")
+    for value, want, name in zip(got, expected, ("mean loss per example", "accuracy"),
+                                 strict=True):   # float32 rounding of a right answer is fine
+        _loop_check(attempt, where, functools.partial(compare, value, want, name=name,
+                                                      rtol=1e-6, atol=1e-9))
+
+
 @exercise(
     points=1,
     idea="as in SE, but squeeze twice (average and maximum over space), pass both descriptors "
@@ -516,6 +1154,76 @@ def spatial_attention(fn: Callable) -> Callable:
     return check_exercise(
         fn, lambda x, p: reference.spatial_attention_forward(x, p)[0], cases,
         title="spatial_attention")
+
+
+@exercise(
+    points=1,
+    idea="as your SqueezeExcitation, but squeeze twice, average and maximum over space; both "
+         "(B, C) descriptors go through the SAME MLP (one pair of layers, fc1 and fc2, shared by "
+         "the two branches), and the two results are added before the sigmoid.",
+    hint="layers as in SqueezeExcitation (fc1, fc2); in forward: def mlp(z): return "
+         "self.fc2(F.relu(self.fc1(z))); s = torch.sigmoid(mlp(x.mean((2, 3))) + "
+         "mlp(x.amax((2, 3)))); return x * s[:, :, None, None]. No second pair of layers for "
+         "the max branch.")
+def ChannelAttention(cls: Callable) -> Callable:
+    """Notebook 03: ``class ChannelAttention(nn.Module)``, ``(channels, reduction=16)`` with
+    ``fc1``/``fc2``; x (B, C, H, W) -> x * sigmoid(MLP(mean_hw x) + MLP(max_hw x))."""
+    from . import modules
+
+    return check_module(cls, modules.ChannelAttention, _SE_BUILDS, _SE_SHAPES,
+                        title="ChannelAttention")
+
+
+@functools.cache
+def _paper_spatial_attention() -> type[nn.Module]:
+    """``modules.SpatialAttention`` (variant 'paper') with the exercise's constructor."""
+    from . import modules
+
+    class SpatialAttention(modules.SpatialAttention):
+        """CBAM spatial attention as in the paper, ``SpatialAttention(kernel_size=7)``:
+        x * sigmoid(conv_k([mean_c x; max_c x])), x (B, C, H, W)."""
+
+        def __init__(self, kernel_size: int = 7) -> None:
+            super().__init__(kernel_size=kernel_size)
+
+    SpatialAttention.__qualname__ = "SpatialAttention"
+    return SpatialAttention
+
+
+@exercise(
+    points=1,
+    idea="pool across the channels into two maps, the mean first and then the maximum, stack "
+         "them as a 2-channel image, convolve it to one channel with a k x k convolution (with "
+         "bias, named conv) that keeps H and W, take the sigmoid, and scale every channel of x "
+         "by that map.",
+    hint="self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2); in forward: "
+         "pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1) is "
+         "(B, 2, H, W); return x * torch.sigmoid(self.conv(pooled)) (the (B, 1, H, W) map "
+         "broadcasts over the channels).")
+def SpatialAttention(cls: Callable) -> Callable:
+    """Notebook 03: ``class SpatialAttention(nn.Module)``, ``(kernel_size=7)`` with ``conv``;
+    x (B, C, H, W) -> x * sigmoid(conv([mean_c x; max_c x])) (B, C, H, W)."""
+    builds = [Case(), Case((3,)), Case(kwargs={"kernel_size": 5})]
+    shapes = [[(2, 4, 6, 9), (1, 3, 5, 4)], [(3, 5, 4, 7), (1, 2, 8, 5)], [(2, 6, 7, 4)]]
+    return check_module(cls, _paper_spatial_attention(), builds, shapes,
+                        title="SpatialAttention")
+
+
+@exercise(
+    points=1,
+    idea="CBAM applies channel attention ('what') first and spatial attention ('where') to its "
+         "result; it owns one of each, built from your own classes, as submodules named "
+         "channel and spatial.",
+    hint="self.channel = ChannelAttention(channels, reduction); self.spatial = "
+         "SpatialAttention(kernel_size); forward returns self.spatial(self.channel(x)).")
+def CBAM(cls: Callable) -> Callable:
+    """Notebook 03: ``class CBAM(nn.Module)``, ``(channels, reduction=16, kernel_size=7)`` with
+    submodules ``channel`` and ``spatial``; x (B, C, H, W) -> spatial(channel(x))."""
+    from . import modules
+
+    builds = [Case((8,), {"reduction": 2, "kernel_size": 3}), Case((16, 4)), Case((32,))]
+    shapes = [[(2, 8, 5, 7), (1, 8, 6, 4)], [(3, 16, 7, 6), (1, 16, 4, 9)], [(2, 32, 3, 5)]]
+    return check_module(cls, modules.CBAM, builds, shapes, title="CBAM")
 
 
 @exercise(

@@ -110,3 +110,37 @@ def map_grid(maps: Sequence[tuple[str, np.ndarray]], *, cols: int = 4, size: flo
     if suptitle:
         fig.suptitle(suptitle, fontweight="bold")
     return fig
+
+
+def learning_curves(results: dict, *, title: str = "") -> plt.Figure:
+    """Learning curves of ``compare_models`` results: per epoch, the loss on the training and
+    test sets and the test accuracy, each model's mean over seeds as a line (its own colour
+    and marker, so the curves stay apart without colour) and the range over seeds shaded."""
+    if not isinstance(results, dict) or not results or not all(
+            isinstance(runs, list | tuple) and runs and all(getattr(r, "history", None)
+                                                            for r in runs)
+            for runs in results.values()):
+        raise ValueError("results must map model names to runs with a history, as "
+                         "compare_models returns (train_classifier(..., history=True))")
+    panels = (("train_loss", "training loss"), ("test_loss", "test loss"),
+              ("test_accuracy", "test accuracy"))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.9), layout="constrained")
+    markers = "osD^vP*Xh"
+    for index, (name, runs) in enumerate(results.items()):
+        for ax, (key, label) in zip(axes, panels, strict=True):
+            curves = np.array([r.history[key] for r in runs])          # (seeds, epochs)
+            epochs = np.arange(1, curves.shape[1] + 1)
+            line, = ax.plot(epochs, curves.mean(axis=0), marker=markers[index % len(markers)],
+                            ms=4, lw=1.6, label=name)
+            if len(curves) > 1:
+                ax.fill_between(epochs, curves.min(axis=0), curves.max(axis=0),
+                                color=line.get_color(), alpha=0.15, lw=0)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+            ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+    axes[2].yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    axes[2].legend(fontsize=8, loc="lower right")
+    n = {len(runs) for runs in results.values()}
+    fig.suptitle((title + ": " if title else "") + f"mean over {'/'.join(map(str, sorted(n)))} "
+                 "seeds (line) and range (band)", fontweight="bold")
+    return fig

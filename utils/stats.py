@@ -6,7 +6,8 @@ is mean ± 4.30 standard errors, not ± 2. Comparisons with a baseline are *pair
 both models uses seed i (the same initialisation stream and batch order), so the course takes
 the per-seed differences d_i = a_i - b_i and reports their mean with its t-interval. The verdict
 word follows from the interval: 'better' when it lies above zero, 'worse' when below, and
-'no clear difference' when it contains zero.
+'no clear difference' when it contains zero; with fewer than ``MIN_SEEDS`` values the course
+draws no verdict at all (the interval is still reported).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import numpy as np
 from scipy import stats as _scipy_stats
 
 from .validate import as_float_array
+
+MIN_SEEDS = 5               # the course's rule: no 'better' or 'worse' from fewer seeds
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,10 @@ class Interval:
 
     @property
     def verdict(self) -> str:
-        """'better' (interval above 0), 'worse' (below 0) or 'no clear difference'."""
+        """'better' (interval above 0), 'worse' (below 0) or 'no clear difference'; 'no
+        verdict (n < 5 seeds)' when fewer than MIN_SEEDS values were compared."""
+        if self.n < MIN_SEEDS:
+            return f"no verdict (n < {MIN_SEEDS} seeds)"
         if self.low > 0:
             return "better"
         if self.high < 0:
