@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from utils.stats import paired_difference, t_interval
+from utils.stats import Interval, paired_difference, t_interval
 
 
 def test_t_interval_matches_the_textbook_formula():
@@ -33,6 +33,9 @@ def test_paired_difference_removes_what_the_seeds_share():
     assert few.low > 0 and few.verdict == "no verdict (n < 5 seeds)"   # the course's rule
     assert paired.text(100) == (f"{paired.mean * 100:+.1f} [{paired.low * 100:+.1f}, "
                                 f"{paired.high * 100:+.1f}]")
+    near = Interval(mean=0.012, low=0.0002, high=0.024, n=5, confidence=0.95)
+    assert near.verdict == "better" and near.text(100) == "+1.20 [+0.02, +2.40]"
+    assert Interval(0.01, 0.0, 0.02, 5, 0.95).text(100) == "+1.0 [+0.0, +2.0]"
 
 
 @pytest.mark.parametrize("call, message", [

@@ -50,8 +50,12 @@ class Interval:
         return "no clear difference"
 
     def text(self, scale: float = 1.0, digits: int = 1) -> str:
-        """'+3.2 [+1.1, +5.3]' with every number multiplied by ``scale`` (100 for points)."""
+        """'+3.2 [+1.1, +5.3]' with every number multiplied by ``scale`` (100 for points).
+        A bound that is not zero but would print as 0 gets more digits, so that the printed
+        interval always shows which side of zero it lies on."""
         m, lo, hi = (v * scale for v in (self.mean, self.low, self.high))
+        while digits < 6 and any(v != 0 and round(v, digits) == 0 for v in (lo, hi)):
+            digits += 1
         return f"{m:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
 
 

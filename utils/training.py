@@ -349,7 +349,7 @@ def digit_experiment() -> dict:
     from .datasets import cluttered_digits
     from .runtime import pick
 
-    n_train, n_test = pick(fast=(600, 300), full=(4000, 1000))
+    n_train, n_test = pick(fast=(600, 300), full=(3000, 1000))
     return {"train": cluttered_digits(n_train, split="train", seed=0),
             "test": cluttered_digits(n_test, split="test", seed=0),
             "seeds": pick(fast=[0, 1], full=[0, 1, 2, 3, 4]), "epochs": pick(fast=2, full=6)}
