@@ -280,9 +280,10 @@ def test_notebook_02_graded_by_nbgrader_and_by_the_grading_command(tmp_path):
     name = "02_squeeze_excitation.ipynb"
     solution = with_grading_metadata(nbformat.read(ROOT / "solutions" / name, as_version=4))
     student = nbformat.read(ROOT / "notebooks" / name, as_version=4)
-    choices = {"right": {"se_forward": "right", "se_backward": "right", "se_overhead": "right"},
-               "wrong": {"se_forward": "right", "se_backward": "wrong", "se_overhead": "right"},
-               "blank": {}}
+    exercises = ("se_forward", "se_backward", "SqueezeExcitation", "se_overhead",
+                 "train_one_epoch", "evaluate_epoch")
+    right = dict.fromkeys(exercises, "right")
+    choices = {"right": right, "wrong": dict(right, se_backward="wrong"), "blank": {}}
     submissions = {who: {name: answer(student, solution, c)} for who, c in choices.items()}
     course = make_course(tmp_path, {name: solution})
     run([str(BIN / "nbgrader"), "generate_assignment", "ps1"], course)
