@@ -163,6 +163,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--seeds must not repeat a seed (each seed's run has one "
                          f"checkpoint), got {args.seeds}")
     args.checkpoint = None
+    args.mode = "fast" if args.fast or fast_mode() else "full"
     given = args.resume or args.evaluate
     if given is not None:
         flag = "--resume" if args.resume else "--evaluate"
@@ -178,25 +179,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if args.seeds is not None:
             parser.error(f"{flag}: the seed is the checkpoint's ({args.checkpoint['seed']}); "
                          f"drop --seeds")
-        mode = "fast" if args.fast or fast_mode() else "full"
-        if args.resume is not None and args.checkpoint["mode"] != mode:
-            fix = "add --fast" if mode == "full" else "drop --fast and unset ACV_FAST"
+        if args.resume is not None and args.checkpoint["mode"] != args.mode:
+            fix = "add --fast" if args.mode == "full" else "drop --fast and unset ACV_FAST"
             parser.error(f"--resume: {given} was trained in {args.checkpoint['mode']} mode; "
                          f"continue it in the same mode ({fix})")
         if args.evaluate is not None and (args.save or args.epochs or args.clips):
             parser.error("--evaluate only tests a checkpoint: drop --save, --epochs and --clips")
     elif args.model is None:
         parser.error("--model is required (unless --resume or --evaluate names a checkpoint)")
-    args.mode = "fast" if args.fast or fast_mode() else "full"
+    args.run_seeds = ([args.checkpoint["seed"]] if args.checkpoint is not None
+                      else args.seeds if args.seeds is not None else SEEDS[args.mode])
     if args.save is not None:
         why = _writable_folder(args.save)
         if why is not None:
             parser.error(f"--save: cannot write checkpoints to {args.save}: {why}")
         _, world, rank = _distributed_env()
-        seeds = ([args.checkpoint["seed"]] if args.checkpoint is not None
-                 else args.seeds if args.seeds is not None else SEEDS[args.mode])
         clash = [args.save / checkpoint_name(args.model, s, args.mode,
-                                             rank if world > 1 else None) for s in seeds]
+                                             rank if world > 1 else None)
+                 for s in args.run_seeds]
         clash = [str(p) for p in clash if p.exists()]
         if clash and not args.overwrite:
             parser.error(f"--save: {', '.join(clash)} already exist; pass --overwrite to "
@@ -223,7 +223,6 @@ def _checkpoint(run, args: argparse.Namespace, seed: int, epochs: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     distributed, world, rank = _distributed_env()
-    seeds_planned = [args.checkpoint["seed"]] if args.checkpoint is not None else args.seeds
     device = get_device()
     if distributed:
         import torch.distributed as dist
@@ -251,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.clips is not None:
         train = train.subset(np.arange(min(args.clips, len(train))))
     epochs = args.epochs or setup["epochs"]
-    seeds = seeds_planned if seeds_planned is not None else SEEDS[args.mode]
+    seeds = args.run_seeds
     batch_size = min(args.batch_size or setup["batch_size"], len(train))
     start = f" from {args.resume} ({args.checkpoint['epochs']} epochs)" if args.resume else ""
     say(f"model {args.model}{start}: {len(train)} training and {len(test)} test clips of "
