@@ -216,6 +216,7 @@ BAD_CALLS = {
     "memory_wall.measure": [(lambda: memory_wall.measure(16, 4, "bogus"),
                              "variant must be one of")],
     "memory_wall.main": [(lambda: memory_wall.main(["--n", "0"]), SystemExit)],
+    "memory_wall.peak_bytes": [(lambda: memory_wall.peak_bytes(np.ones(3)), "fn must be callable")],
     "models.conv_bn": [(lambda: models.conv_bn(0, 4, 3), "cin must be >= 1"),
                        (lambda: models.conv_bn(4, 4, 2), "kernel must be odd")],
     "models.BasicBlock": [(lambda: models.BasicBlock(4, 0), "width must be >= 1"),
@@ -317,6 +318,14 @@ BAD_CALLS = {
                                  "cache must be the cache that cbam_forward returned")],
     "reference.max_pool_spatial": [(lambda: reference.max_pool_spatial(np.ones((4, 4))),
                                     "x must have 3 or 4 or 5 dim")],
+    "reference.tiled_attention": [
+        (lambda: reference.tiled_attention(np.ones((1, 3, 4)), np.ones((1, 5, 3)),
+                                           np.ones((1, 5, 2))), "k must be (B, N_p, d)"),
+        (lambda: reference.tiled_attention(np.ones((1, 3, 4)), np.ones((1, 5, 4)),
+                                           np.ones((1, 4, 2))), "v must be (B, N_p, d_v)"),
+        (lambda: reference.tiled_attention(np.ones((1, 3, 4)), np.ones((1, 5, 4)),
+                                           np.ones((1, 5, 2)), tile=0), "tile must be"),
+    ],
     "reference.embedded_attention": [
         (lambda: reference.embedded_attention(np.ones((1, 3, 4)), np.ones((1, 5, 3)),
                                               np.ones((1, 5, 2))),

@@ -293,6 +293,98 @@ class _SEInPlace(_se_module()):
         return x
 
 
+def _tiled(q, k, v, tile=64, rescale_sum=True, rescale_out=True, tail=True, running=True,
+           per_tile=False):
+    """A learner's online softmax over key tiles: right by default."""
+    b, n, _ = q.shape
+    m, total, out = np.full((b, n, 1), -np.inf), np.zeros((b, n, 1)), np.zeros((b, n, v.shape[-1]))
+    stop = k.shape[1] if tail else k.shape[1] // tile * tile
+    parts = []
+    for start in range(0, stop, tile):
+        s = q @ k[:, start:start + tile].transpose(0, 2, 1)
+        if per_tile:                              # softmax inside each tile, then averaged
+            w = scipy.special.softmax(s, axis=-1)
+            parts.append(w @ v[:, start:start + tile])
+            continue
+        new = np.maximum(m, s.max(-1, keepdims=True)) if running else (
+            s.max(-1, keepdims=True) if start == 0 else m)
+        r = np.exp(m - new)
+        w = np.exp(s - new)
+        total = (total * r if rescale_sum else total) + w.sum(-1, keepdims=True)
+        out = (out * r if rescale_out else out) + w @ v[:, start:start + tile]
+        m = new
+    if per_tile:
+        return np.mean(parts, axis=0)
+    return out / total
+
+
+def _tiled_two_pass(q, k, v, tile=64):
+    """Right: a first pass for the row maxima, a second for sums and outputs (still tiled)."""
+    spans = [slice(s, s + tile) for s in range(0, k.shape[1], tile)]
+    m = np.max([(q @ k[:, sp].transpose(0, 2, 1)).max(-1) for sp in spans], axis=0)[..., None]
+    total, out = 0.0, 0.0
+    for sp in spans:
+        w = np.exp(q @ k[:, sp].transpose(0, 2, 1) - m)
+        total, out = total + w.sum(-1, keepdims=True), out + w @ v[:, sp]
+    return out / total
+
+
+def _nl_module(scale_by=lambda ci: ci ** -0.5, softmax_dim=-1, pool_time=False, residual=True,
+               zero=("bn",), reshape="transpose", shared_theta_phi=False, pool_queries=False):
+    """A learner's embedded-Gaussian NonLocal: right by default, each argument one way to get
+    it wrong."""
+    class NonLocal(nn.Module):
+        def __init__(self, channels, inter_channels=None, dim=2, subsample=False, scale=False):
+            super().__init__()
+            ci = inter_channels or max(channels // 2, 1)
+            conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dim]
+            self.theta, self.g = conv(channels, ci, 1), conv(channels, ci, 1)
+            self.phi = self.theta if shared_theta_phi else conv(channels, ci, 1)
+            self.w_z = conv(ci, channels, 1)
+            self.bn = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dim](channels)
+            if "bn" in zero:
+                nn.init.zeros_(self.bn.weight)
+                nn.init.zeros_(self.bn.bias)
+            if "w_z" in zero:
+                nn.init.zeros_(self.w_z.weight)
+            time_pool = (2, 2, 2) if pool_time else (1, 2, 2)
+            self.pool = ({1: nn.MaxPool1d(2), 2: nn.MaxPool2d(2), 3: nn.MaxPool3d(time_pool)}[dim]
+                         if subsample else None)
+            self.ci, self.scale = ci, scale
+
+        def forward(self, x):
+            b = x.shape[0]
+            keys = self.pool(x) if self.pool is not None else x
+            queries = self.pool(x) if pool_queries and self.pool is not None else x
+            def t(m):
+                return m.flatten(2).transpose(1, 2)
+            s = t(self.theta(queries)) @ t(self.phi(keys)).transpose(1, 2)
+            if self.scale:
+                s = s * scale_by(self.ci)
+            y = torch.softmax(s, dim=softmax_dim) @ t(self.g(keys))
+            if reshape == "transpose":
+                y = y.transpose(1, 2).reshape(b, self.ci, *x.shape[2:])
+            else:                                      # a reshape that scrambles the positions
+                y = y.reshape(b, self.ci, *x.shape[2:])
+            z = self.bn(self.w_z(y))
+            return x + z if residual else z
+
+    return NonLocal
+
+
+class _NonLocalSDPA(_nl_module()):
+    """Right: PyTorch's fused attention with the scale passed explicitly."""
+
+    def forward(self, x):
+        b = x.shape[0]
+        keys = self.pool(x) if self.pool is not None else x
+        def t(m):
+            return m.flatten(2).transpose(1, 2).unsqueeze(1)
+        y = F.scaled_dot_product_attention(t(self.theta(x)), t(self.phi(keys)), t(self.g(keys)),
+                                           scale=self.ci ** -0.5 if self.scale else 1.0)[:, 0]
+        return x + self.bn(self.w_z(y.transpose(1, 2).reshape(b, self.ci, *x.shape[2:])))
+
+
 def _mean_hw(x):
     return x.mean((2, 3))
 
@@ -627,6 +719,27 @@ CORPUS = {
          lambda x: x[..., :x.shape[2] // 2 * 2, :x.shape[3] // 2 * 2].reshape(
              *x.shape[:2], x.shape[2] // 2, 2, x.shape[3] // 2, 2).max(axis=(2, 4)),
          lambda x: x[..., :x.shape[2] // 2, :x.shape[3] // 2]]),
+    "tiled_attention": (
+        [_tiled, _tiled_two_pass],
+        [partial(_tiled, rescale_sum=False), partial(_tiled, rescale_out=False),
+         partial(_tiled, tail=False), partial(_tiled, running=False),
+         partial(_tiled, per_tile=True),
+         lambda q, k, v, tile=64: R.embedded_attention(q, k, v)[0],          # no tiles at all
+         lambda q, k, v, tile=64: _tiled(q, k, v, tile) * 1.0 + 0.0 * np.zeros(
+             (q.shape[0], q.shape[1], k.shape[1])).sum()]),                  # a full matrix
+    "NonLocal": (
+        [_nl_module(), _NonLocalSDPA],
+        [_nl_module(scale_by=lambda ci: 1.0),                           # scale ignored
+         _nl_module(scale_by=lambda ci: (2 * ci) ** -0.5),              # sqrt(C), not sqrt(C_i)
+         _nl_module(softmax_dim=1),                                     # over the queries
+         _nl_module(pool_time=True),                                    # pools time as well
+         _nl_module(residual=False),
+         _nl_module(zero=()),                                           # not the identity
+         _nl_module(zero=("bn", "w_z")),                                # a dead block
+         _nl_module(zero=("w_z",)),                                     # identity, wrong weight
+         _nl_module(reshape="plain"),
+         _nl_module(shared_theta_phi=True),
+         _nl_module(pool_queries=True)]),
     "top_components": (
         [_svd_pca],
         [lambda x, k: _pca(x, k, centre=False), lambda x, k: _pca(x, k, order="asc"),

@@ -368,10 +368,13 @@ def _begin(learner: Callable, reference: Callable, title: str,
 
 def check_exercise(learner: Callable, reference: Callable, cases: Sequence[Case], *,
                    title: str, idea: str | None = None, rtol: float = 1e-7,
-                   atol: float = 1e-10) -> Callable:
+                   atol: float = 1e-10,
+                   then: Callable[[Callable], str | None] | None = None) -> Callable:
     """Run ``learner`` and ``reference`` on every case; return the function to use next.
 
     ``idea`` (the first-level hint) defaults to the registered exercise ``title``'s.
+    ``then``, once every case is right, looks at how the learner's function works (for
+    example the memory it needs): it returns what is wrong, or None.
     """
     if not callable(reference) or isinstance(cases, str | bytes) or not all(
             isinstance(c, Case) for c in cases) or not cases:
@@ -404,6 +407,11 @@ def check_exercise(learner: Callable, reference: Callable, cases: Sequence[Case]
                     where, f"your answer (a {type(got).__name__}) cannot be compared with the "
                            f"expected {type(expected).__name__}: {type(exc).__name__}: {exc}"
                 ) from None
+        if then is not None:
+            where = f"test case on memory, after the values were right in all {len(cases)}"
+            problem = attempt.run(functools.partial(then, learner), where)
+            if problem:
+                raise attempt.wrong(where, problem)
     except _Blank:
         return attempt.still_open()
     return attempt.right(f"correct on {len(cases)} test cases (largest error {worst:.1e}).")
@@ -590,7 +598,9 @@ def _check_module_float32(attempt: _Attempt, mine: nn.Module, ref: nn.Module,
 def check_module(learner: Callable[..., nn.Module], reference: type[nn.Module],
                  builds: Sequence[Case], shapes: Sequence[Sequence[tuple[int, ...]]], *,
                  title: str, idea: str | None = None, rtol: float = 1e-10,
-                 atol: float = 1e-10, seed: int = 0) -> Callable[..., nn.Module]:
+                 atol: float = 1e-10, seed: int = 0,
+                 fresh: Callable[[nn.Module, tuple[int, ...]], str | None] | None = None,
+                 ) -> Callable[..., nn.Module]:
     """Check the learner's ``nn.Module`` class against ``reference``; return the class to use next.
 
     ``builds`` are constructor arguments, each given to both classes (so ``reference`` takes
@@ -602,6 +612,10 @@ def check_module(learner: Callable[..., nn.Module], reference: type[nn.Module],
     back-propagating one seeded upstream gradient the same gradient for x and for every
     parameter, each of which must get one. In float32 the output must be float32 and close to
     float64; on CUDA, where present, close to the reference on the GPU.
+
+    ``fresh(module, shape)``, when given, looks at each newly built module of the learner,
+    before any weights are loaded (for example: is it the identity?), and returns what is
+    wrong, or None.
 
     A blank class (NotImplementedError in ``__init__`` or ``forward``) returns a stand-in
     subclass of ``reference``, marked like the function stand-ins of :func:`check_exercise`.
@@ -637,6 +651,11 @@ def check_module(learner: Callable[..., nn.Module], reference: type[nn.Module],
                                                "nn.Module?)")
                 if index == 0:        # a blank forward leaves the exercise open, not wrong
                     _raise_if_blank(mine, build_shapes[0])
+                if fresh is not None:
+                    problem = attempt.run(functools.partial(fresh, mine, build_shapes[0]),
+                                          where, f"your newly built {made}")
+                    if problem:
+                        raise attempt.wrong(where, problem)
                 ref = reference(*copy.deepcopy(build.args), **copy.deepcopy(build.kwargs))
                 ref = ref.double()
                 _randomise(ref, seed + index)
@@ -1326,6 +1345,132 @@ def max_pool_2x2(fn: Callable) -> Callable:
     cases = [Case((rng.normal(size=s),)) for s in [(2, 3, 4, 6), (1, 2, 5, 7), (1, 1, 2, 2)]]
     return check_exercise(
         fn, reference.max_pool_spatial, cases, title="max_pool_2x2")
+
+
+def _tiled_cases() -> list[Case]:
+    rng = np.random.default_rng(13)
+
+    def qkv(b: int, n: int, m: int, d: int, e: int, size: float) -> tuple:
+        return (rng.normal(size=(b, n, d)) * size, rng.normal(size=(b, m, d)) * size,
+                rng.normal(size=(b, m, e)))
+
+    rising = rng.normal(size=(1, 10, 3))           # key norms grow tile by tile: the maximum
+    keys = rng.normal(size=(1, 10, 3)) * np.arange(1, 11)[None, :, None]   # moves every tile
+    return [Case(qkv(2, 6, 7, 3, 2, 1.0), {"tile": 3}),
+            Case((rising, keys, rng.normal(size=(1, 10, 4))), {"tile": 2}),
+            Case(qkv(1, 5, 4, 2, 3, 1.0), {"tile": 1}),
+            Case(qkv(2, 3, 5, 4, 2, 1.0), {"tile": 8}),
+            Case(qkv(1, 4, 9, 2, 2, 25.0), {"tile": 4}),      # scores in the hundreds
+            Case((np.array([[[1.0], [2.0], [3.0]]]), np.arange(8.0)[None, :, None] * 150,
+                  rng.normal(size=(1, 8, 2))), {"tile": 4})]   # later tiles score 1,800 more
+
+
+def _tiled_memory(fn: Callable) -> str | None:
+    """None when ``fn`` never holds much more than one tile of scores, else what is wrong."""
+    from .memory_wall import peak_bytes
+
+    n, d, tile = 512, 8, 16
+    rng = np.random.default_rng(14)
+    q, k, v = (rng.normal(size=(1, n, d)) for _ in range(3))
+    _, peak = peak_bytes(fn, q, k, v, tile=tile)
+    full = n * n * 8
+    if peak < full / 4:
+        return None
+    return (f"with N = M = {n} and tile = {tile} your function needed {peak / 2**20:.1f} MiB at "
+            f"its peak, as much as the whole (B, N, M) score matrix ({full / 2**20:.1f} MiB); one "
+            f"tile of scores is only {n * tile * 8 / 2**10:.0f} KiB. The numbers are right, but "
+            "the point of tiling is never to build the full matrix: compute the scores of one "
+            "tile of keys at a time.")
+
+
+@exercise(
+    points=2,
+    idea="walk over the keys one tile at a time; for each query keep three running "
+         "quantities: the largest score seen so far m, the sum l of exp(score - m) and the "
+         "weighted sum of values. When a tile raises the maximum, multiply the old sum and the "
+         "old output by exp(m_old - m_new) before adding the tile's terms; divide by l at the "
+         "end. Never build the whole score matrix.",
+    hint="m = np.full((B, N, 1), -np.inf); l = np.zeros((B, N, 1)); out = np.zeros((B, N, e)); "
+         "for start in range(0, M, tile): s = q @ k[:, start:start + tile].transpose(0, 2, 1); "
+         "m_new = np.maximum(m, s.max(-1, keepdims=True)); r = np.exp(m - m_new); "
+         "p = np.exp(s - m_new); l = l * r + p.sum(-1, keepdims=True); "
+         "out = out * r + p @ v[:, start:start + tile]; m = m_new. Return out / l.")
+def tiled_attention(fn: Callable) -> Callable:
+    """Notebook 04: the online softmax, ``fn(q, k, v, tile) -> softmax(q k^T) v`` (B, N, e),
+    computed one tile of keys at a time; checked for values and for its peak memory."""
+    return check_exercise(fn, reference.tiled_attention, _tiled_cases(), title="tiled_attention",
+                          rtol=1e-9, then=_tiled_memory)
+
+
+@functools.cache
+def _embedded_nonlocal() -> type[nn.Module]:
+    """``modules.NonLocalBlock`` (embedded Gaussian) with the exercise's constructor."""
+    from . import modules
+
+    class NonLocal(modules.NonLocalBlock):
+        """Embedded-Gaussian non-local block, ``NonLocal(channels, inter_channels=None, dim=2,
+        subsample=False, scale=False)``; x (B, C, *S) -> x + bn(w_z(softmax(theta phi^T) g))."""
+
+        def __init__(self, channels: int, inter_channels: int | None = None, dim: int = 2,
+                     subsample: bool = False, scale: bool = False) -> None:
+            super().__init__(channels, inter_channels, "embedded", dim, subsample, scale)
+
+    NonLocal.__qualname__ = "NonLocal"
+    return NonLocal
+
+
+def _starts_as_identity(module: nn.Module, shape: tuple[int, ...]) -> str | None:
+    """A new non-local block returns its input unchanged, through a zero batch-norm scale."""
+    import torch
+
+    bn, w_z = getattr(module, "bn", None), getattr(module, "w_z", None)
+    if bn is None or w_z is None:
+        return None                       # the structure check that follows names what is missing
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = module(x)
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        return None                       # reported, with the case, by the full check
+    if not torch.equal(bn.weight, torch.zeros_like(bn.weight)) or not torch.equal(
+            bn.bias, torch.zeros_like(bn.bias)):
+        return ("a new block must start as the identity, through its batch norm: set bn.weight "
+                "(the scale gamma) and bn.bias to zero in __init__ (nn.init.zeros_), as the paper "
+                "does.")
+    if not bool(w_z.weight.detach().abs().sum() > 0):
+        return ("w_z.weight is all zeros as well as the batch norm's scale: then no gradient "
+                "reaches gamma or w_z (each is multiplied by the other), and the block never "
+                "learns. Zero only bn.weight and bn.bias; keep w_z's default initialisation.")
+    if not torch.equal(out, x):
+        return (f"a new block must return its input unchanged (largest change "
+                f"{(out - x).abs().max().item():.1e}); add the input back (z = x + bn(...)).")
+    return None
+
+
+@exercise(
+    points=2,
+    idea="project x with three 1x1 convolutions (theta, phi, g, to C_i channels), flatten the "
+         "positions so that each map is (B, N, C_i), compare every query (theta) with every key "
+         "(phi) by a dot product, divided by sqrt(C_i) when scale is set, softmax over the keys, "
+         "average g with these weights, bring the result back to (B, C_i, *S), project to C "
+         "channels with w_z, batch-normalise with bn (scale and shift initialised to zero) and "
+         "add x. Subsampling max-pools what phi and g see, by 2 in space and never in time.",
+    hint="conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dim], likewise BatchNorm1d/2d/3d and "
+         "MaxPool1d(2)/MaxPool2d(2)/MaxPool3d((1, 2, 2)); in forward: keys = pool(x) if subsample "
+         "else x; t = lambda m: m.flatten(2).transpose(1, 2); s = t(theta(x)) @ "
+         "t(phi(keys)).transpose(1, 2), times C_i ** -0.5 if scale; y = softmax(s, -1) @ "
+         "t(g(keys)); return x + bn(w_z(y.transpose(1, 2).reshape(B, C_i, *x.shape[2:]))).")
+def NonLocal(cls: Callable) -> Callable:
+    """Notebook 04: ``class NonLocal(nn.Module)``, ``(channels, inter_channels=None, dim=2,
+    subsample=False, scale=False)`` with ``theta``, ``phi``, ``g``, ``w_z`` and ``bn``; the
+    embedded-Gaussian block for 1-, 2- and 3-D inputs, starting as the identity."""
+    builds = [Case((8,)), Case((6, 2), {"dim": 1, "scale": True}),
+              Case((8,), {"dim": 3, "subsample": True}),
+              Case((4,), {"subsample": True, "scale": True}), Case((6, 3), {"dim": 1,
+                                                                           "subsample": True})]
+    shapes = [[(2, 8, 6, 5), (1, 8, 4, 4)], [(2, 6, 9)], [(2, 8, 3, 4, 4), (1, 8, 2, 5, 3)],
+              [(2, 4, 6, 7)], [(2, 6, 7)]]
+    return check_module(cls, _embedded_nonlocal(), builds, shapes, title="NonLocal",
+                        fresh=_starts_as_identity)
 
 
 @exercise(

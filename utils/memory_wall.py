@@ -1,10 +1,13 @@
 """The O(N^2) memory wall of non-local attention, computed and measured.
 
-``affinity_bytes`` is the analytic size of the N x N affinity matrix. ``measure`` runs one
+``affinity_bytes`` is the analytic size of the N x N affinity matrix. ``peak_bytes`` is the
+peak of the NumPy memory one call allocates (``tracemalloc``). ``measure`` runs one
 attention of N queries and keys of width d in a fresh Python process and reports its
-median time and its extra peak memory (the rise of the process's maximum resident set
-size, so only CPU memory is meaningful; on Linux the high-water mark is reset first, so that
-earlier peaks, such as importing PyTorch, cannot hide it), for three variants:
+fastest and median time over the repeats and its extra peak memory, for three variants. On
+the CPU the memory is the rise of the process's maximum resident set size (on Linux the
+high-water mark is reset first, so that earlier peaks, such as importing PyTorch, cannot
+hide it); with ``device='cuda'`` it is PyTorch's peak allocated GPU memory and the time is
+taken between CUDA synchronisations.
 
 - 'explicit':   softmax(Q K^T) V with the N x N matrix in memory;
 - 'fused':      torch.nn.functional.scaled_dot_product_attention (no N x N matrix);
@@ -19,6 +22,9 @@ import argparse
 import json
 import subprocess
 import sys
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
 
 from .validate import positive_int
 
@@ -29,6 +35,26 @@ def affinity_bytes(n: int, dtype_bytes: int = 4, batch: int = 1) -> int:
     """Bytes of one N x N affinity matrix per batch element times ``batch``."""
     return positive_int(batch, "batch") * positive_int(n, "n") ** 2 * positive_int(
         dtype_bytes, "dtype_bytes")
+
+
+def peak_bytes(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, int]:
+    """``fn(*args, **kwargs)`` and the peak bytes it allocated on top of what existed before.
+
+    Measured with ``tracemalloc``, which sees NumPy's array allocations (not PyTorch's);
+    deterministic, so the same call gives the same figure on every machine.
+    """
+    if not callable(fn):
+        raise ValueError(f"fn must be callable, got {type(fn).__name__}")
+    if tracemalloc.is_tracing():
+        raise ValueError("peak_bytes cannot run while tracemalloc is already tracing")
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        result = fn(*args, **kwargs)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return result, peak - base
 
 
 def _memory_kib(field: str) -> int | None:
@@ -53,7 +79,7 @@ def _reset_peak() -> bool:
         return False
 
 
-def _run(n: int, d: int, variant: str, repeats: int) -> dict:
+def _run(n: int, d: int, variant: str, repeats: int, device: str = "cpu") -> dict:
     import resource
     import time
 
@@ -61,7 +87,9 @@ def _run(n: int, d: int, variant: str, repeats: int) -> dict:
     import torch.nn.functional as F
 
     torch.manual_seed(0)
-    q, k, v = (torch.randn(1, 1, n, d) for _ in range(3))
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    q, k, v = (torch.randn(1, 1, n, d, device=dev) for _ in range(3))
     if variant == "subsampled":
         side = int(round(n**0.5))
         if side * side != n:
@@ -78,31 +106,55 @@ def _run(n: int, d: int, variant: str, repeats: int) -> dict:
             return F.scaled_dot_product_attention(q, k, v, scale=1.0)
         return torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
 
-    exact = _reset_peak() and _memory_kib("VmRSS") is not None
-    base = _memory_kib("VmRSS") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(dev)
+
     with torch.no_grad():
-        attend()
-        peak = _memory_kib("VmHWM") if exact else resource.getrusage(
-            resource.RUSAGE_SELF).ru_maxrss
-        extra_kib = peak - base
+        if cuda:
+            sync()
+            torch.cuda.reset_peak_memory_stats(dev)
+            base = torch.cuda.memory_allocated(dev)
+            attend()
+            sync()
+            extra_kib = (torch.cuda.max_memory_allocated(dev) - base) / 1024
+            exact = True
+        else:
+            exact = _reset_peak() and _memory_kib("VmRSS") is not None
+            base = _memory_kib("VmRSS") if exact else resource.getrusage(
+                resource.RUSAGE_SELF).ru_maxrss
+            attend()
+            peak = _memory_kib("VmHWM") if exact else resource.getrusage(
+                resource.RUSAGE_SELF).ru_maxrss
+            extra_kib = peak - base
         times = []
         for _ in range(repeats):
+            sync()
             start = time.perf_counter()
             attend()
+            sync()
             times.append(time.perf_counter() - start)
     times.sort()
-    return {"n": n, "d": d, "variant": variant, "ms": 1000 * times[len(times) // 2],
-            "extra_mib": extra_kib / 1024, "threads": torch.get_num_threads(),
-            "peak_reset": exact}
+    return {"n": n, "d": d, "variant": variant, "device": dev.type,
+            "ms": 1000 * times[0], "median_ms": 1000 * times[len(times) // 2],
+            "repeats": repeats, "extra_mib": extra_kib / 1024,
+            "threads": torch.get_num_threads(), "peak_reset": exact}
 
 
-def measure(n: int, d: int, variant: str, repeats: int = 3) -> dict:
-    """Run one measurement in a fresh process (so that peak memory starts clean)."""
+def measure(n: int, d: int, variant: str, repeats: int = 10, device: str = "cpu") -> dict:
+    """Run one measurement in a fresh process (so that peak memory starts clean).
+
+    Returns a dict with ``ms`` (the fastest of ``repeats`` timed calls after one warm-up
+    call: the least disturbed by other work on the machine), ``median_ms`` and ``extra_mib``
+    (the extra peak memory of one call).
+    """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     n, d, repeats = positive_int(n, "n"), positive_int(d, "d"), positive_int(repeats, "repeats")
     out = subprocess.run([sys.executable, "-m", "utils.memory_wall", "--n", str(n), "--d", str(d),
-                          "--variant", variant, "--repeats", str(repeats)],
+                          "--variant", variant, "--repeats", str(repeats), "--device", device],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
@@ -112,9 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, required=True, help="number of positions N")
     parser.add_argument("--d", type=int, default=64, help="query/key width")
     parser.add_argument("--variant", choices=VARIANTS, required=True)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args(argv)
-    print(json.dumps(_run(args.n, args.d, args.variant, args.repeats)))
+    for name in ("n", "d", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    print(json.dumps(_run(args.n, args.d, args.variant, args.repeats, args.device)))
     return 0
 
 

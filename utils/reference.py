@@ -316,21 +316,24 @@ def max_pool_spatial(x: np.ndarray) -> np.ndarray:
     return x.reshape(*x.shape[:-2], h // 2, 2, w // 2, 2).max(axis=(-3, -1))
 
 
-def _check_qkv(theta: np.ndarray, phi: np.ndarray,
-               g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """theta (B, N, d), phi (B, N_p, d) and g (B, N_p, d_v) as float64, shapes checked."""
-    theta = as_float_array(theta, "theta", ndim=3)
-    phi = as_float_array(phi, "phi", ndim=3)
-    g = as_float_array(g, "g", ndim=3)
+def _check_qkv(theta: np.ndarray, phi: np.ndarray, g: np.ndarray,
+               names: tuple[str, str, str] = ("theta", "phi", "g"),
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """theta (B, N, d), phi (B, N_p, d) and g (B, N_p, d_v) as float64, shapes checked; the
+    messages call them by ``names``."""
+    q, k, v = names
+    theta = as_float_array(theta, q, ndim=3)
+    phi = as_float_array(phi, k, ndim=3)
+    g = as_float_array(g, v, ndim=3)
     b, _, d = theta.shape
     if phi.shape[0] != b or phi.shape[2] != d:
-        raise ValueError(f"phi must be (B, N_p, d) = ({b}, N_p, {d}) to match theta "
+        raise ValueError(f"{k} must be (B, N_p, d) = ({b}, N_p, {d}) to match {q} "
                          f"{theta.shape}, got {phi.shape}")
     if g.shape[:2] != phi.shape[:2]:
-        raise ValueError(f"g must be (B, N_p, d_v) with (B, N_p) = {phi.shape[:2]} as in phi, "
-                         f"got {g.shape}")
+        raise ValueError(f"{v} must be (B, N_p, d_v) with (B, N_p) = {phi.shape[:2]} as in "
+                         f"{k}, got {g.shape}")
     if phi.shape[1] == 0:
-        raise ValueError("phi must hold at least one key position (N_p >= 1)")
+        raise ValueError(f"{k} must hold at least one key position (N_p >= 1)")
     return theta, phi, g
 
 
@@ -360,6 +363,32 @@ def dot_attention(theta: np.ndarray, phi: np.ndarray,
     theta, phi, g = _check_qkv(theta, phi, g)
     f = theta @ phi.transpose(0, 2, 1) / phi.shape[1]
     return f @ g, f
+
+
+def tiled_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray,
+                    tile: int = 64) -> np.ndarray:
+    """softmax(q k^T) v, computed one tile of keys at a time (the online softmax).
+
+    q: (B, N, d), k: (B, M, d), v: (B, M, e); returns (B, N, e). For every query row it keeps
+    a running maximum m, a running sum l of exp(score - m) and a running output; a new tile
+    with a larger maximum rescales the old sum and output by exp(m_old - m_new). Only one
+    (B, N, tile) block of scores exists at a time, never the (B, N, M) matrix.
+    """
+    q, k, v = _check_qkv(q, k, v, ("q", "k", "v"))
+    tile = positive_int(tile, "tile")
+    b, n, _ = q.shape
+    running_max = np.full((b, n, 1), -np.inf)
+    running_sum = np.zeros((b, n, 1))
+    out = np.zeros((b, n, v.shape[-1]))
+    for start in range(0, k.shape[1], tile):
+        scores = q @ k[:, start:start + tile].transpose(0, 2, 1)        # (B, N, tile)
+        new_max = np.maximum(running_max, scores.max(axis=-1, keepdims=True))
+        rescale = np.exp(running_max - new_max)                         # 0 on the first tile
+        weights = np.exp(scores - new_max)
+        running_sum = running_sum * rescale + weights.sum(axis=-1, keepdims=True)
+        out = out * rescale + weights @ v[:, start:start + tile]
+        running_max = new_max
+    return out / running_sum
 
 
 def nl_param_shapes(channels: int, inter: int, mode: str) -> dict[str, tuple[int, ...]]:
