@@ -14,6 +14,11 @@ taken between CUDA synchronisations.
 - 'subsampled': explicit, with keys and values max-pooled 2 x 2 (N / 4 of them).
 
     python -m utils.memory_wall --n 12544 --d 64 --variant fused
+    python -m utils.memory_wall --sweep 32 64 112 224 --device cuda --csv data/memory_wall_gpu.csv
+
+``--sweep`` measures every variant at N = side² for each side and writes a CSV whose first
+lines (starting with ``#``) say when, on which device and with which versions;
+``read_recorded`` reads it back.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import subprocess
 import sys
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .validate import positive_int
@@ -159,19 +165,101 @@ def measure(n: int, d: int, variant: str, repeats: int = 10, device: str = "cpu"
     return json.loads(out.stdout)
 
 
+FIELDS = ("n", "d", "variant", "device", "ms", "median_ms", "repeats", "extra_mib")
+
+
+def write_recorded(rows: list[dict], path: Path | str, device_name: str) -> None:
+    """Write measurements (dicts from ``measure``) to a CSV, with a header of '#' lines: the
+    date (UTC), ``device_name`` and the Python and PyTorch versions."""
+    import csv
+    import platform
+    from datetime import UTC, datetime
+
+    import torch
+
+    if not rows or not all(isinstance(r, dict) and set(FIELDS) <= set(r) for r in rows):
+        raise ValueError(f"rows must be a non-empty list of measurements with fields {FIELDS}")
+    path = Path(path)
+    with path.open("w", newline="") as out:
+        out.write(f"# recorded {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n# device {device_name}\n"
+                  f"# python {platform.python_version()}, torch {torch.__version__}\n")
+        writer = csv.DictWriter(out, FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_recorded(path: Path | str) -> tuple[dict[str, str], list[dict]]:
+    """A CSV written by ``write_recorded``: (its header as {'recorded', 'device', 'python'},
+    its rows with numbers as numbers)."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path must be a recorded measurement file, got {str(path)!r} "
+                         "(no such file)")
+    lines = path.read_text().splitlines()
+    meta = {}
+    for line in lines:
+        if line.startswith("# "):
+            key, _, value = line[2:].partition(" ")
+            meta[key] = value
+    rows = []
+    for row in csv.DictReader(line for line in lines if not line.startswith("#")):
+        rows.append({k: (v if k in ("variant", "device") else
+                         int(v) if k in ("n", "d", "repeats") else float(v))
+                     for k, v in row.items()})
+    if not rows:
+        raise ValueError(f"path {str(path)!r} holds no measurements")
+    return meta, rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, required=True, help="number of positions N")
+    parser.add_argument("--n", type=int, default=None, help="number of positions N")
+    parser.add_argument("--sweep", type=int, nargs="+", default=None, metavar="SIDE",
+                        help="measure every variant at N = SIDE**2 for each SIDE")
+    parser.add_argument("--csv", type=Path, default=None, help="with --sweep: write here")
     parser.add_argument("--d", type=int, default=64, help="query/key width")
-    parser.add_argument("--variant", choices=VARIANTS, required=True)
+    parser.add_argument("--variant", choices=VARIANTS, default=None)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args(argv)
+    if args.sweep is None and (args.n is None or args.variant is None):
+        parser.error("give --n and --variant for one measurement, or --sweep SIDE ...")
     for name in ("n", "d", "repeats"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name} must be a positive integer, got {value}")
+    if args.sweep is not None:
+        if min(args.sweep) < 2:
+            parser.error(f"--sweep sides must be integers >= 2, got {args.sweep}")
+        rows = []
+        for side in args.sweep:
+            for variant in VARIANTS:
+                rows.append(measure(side * side, args.d, variant, args.repeats, args.device))
+                print(json.dumps(rows[-1]), flush=True)
+        if args.csv is not None:
+            import torch
+
+            name = (torch.cuda.get_device_name(0) if args.device == "cuda"
+                    else platform_processor())
+            write_recorded(rows, args.csv, name)
+        return 0
     print(json.dumps(_run(args.n, args.d, args.variant, args.repeats, args.device)))
     return 0
+
+
+def platform_processor() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":
