@@ -121,6 +121,21 @@ def test_bad_input_is_named(call, message):
         call()
 
 
+def test_recorded_measurements_round_trip_with_their_header(tmp_path):
+    from utils.memory_wall import peak_bytes, read_recorded, write_recorded
+
+    rows = [measure(256, 8, variant, repeats=2) for variant in ("explicit", "fused")]
+    write_recorded(rows, tmp_path / "m.csv", "test device")
+    meta, back = read_recorded(tmp_path / "m.csv")
+    assert meta["device"] == "test device" and "torch" in meta["python"]
+    assert [r["variant"] for r in back] == ["explicit", "fused"] and back[0]["n"] == 256
+    assert back[0]["ms"] == pytest.approx(rows[0]["ms"]) and back[0]["ms"] <= back[0]["median_ms"]
+    # tracemalloc sees NumPy: an explicit 512 x 512 float64 softmax needs at least its matrix
+    _, explicit = peak_bytes(R.embedded_attention, *(np.ones((1, 512, 4)),) * 3)
+    _, tiled = peak_bytes(R.tiled_attention, *(np.ones((1, 512, 4)),) * 3, tile=16)
+    assert explicit >= 512 * 512 * 8 > 4 * tiled
+
+
 def test_memory_wall_measures_and_counts():
     assert affinity_bytes(12544) == 12544**2 * 4
     explicit, fused = measure(4096, 16, "explicit"), measure(4096, 16, "fused")
