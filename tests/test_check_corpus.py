@@ -156,22 +156,6 @@ def _torch_ortho(w):
     return ((gram - torch.eye(len(w), dtype=gram.dtype)) ** 2).sum()   # a 0-d tensor
 
 
-def _ia(x, w, b, axis=-1, gate="softmax", bias=True):
-    flat = x.reshape(x.shape[0], x.shape[1], -1)
-    scores = np.einsum("kc,bcn->bkn", w, flat) + (b[None, :, None] if bias else 0)
-    maps = functional.softmax(scores, axis=axis) if gate == "softmax" else functional.sigmoid(
-        scores)
-    return maps @ flat.transpose(0, 2, 1)
-
-
-def _ia_loop(x, w, b):
-    flat = x.reshape(x.shape[0], x.shape[1], -1)
-    out = np.zeros((x.shape[0], w.shape[0], x.shape[1]))
-    for i in range(x.shape[0]):
-        for k in range(w.shape[0]):
-            a = scipy.special.softmax(w[k] @ flat[i] + b[k])
-            out[i, k] = flat[i] @ a
-    return out
 
 
 def _mask_kron(t, h, w, a):
@@ -291,6 +275,64 @@ class _SEInPlace(_se_module()):
     def forward(self, x):
         x *= torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3))))))[:, :, None, None]
         return x
+
+
+def _ia_module(softmax_over="positions", gate="softmax", bias=True, pool="weighted",
+               layout="BKC", detach=False, flatten=True):
+    """A learner's InteractionAware: right by default, each argument one way to get it wrong."""
+    class InteractionAware(nn.Module):
+        def __init__(self, channels, maps=4):
+            super().__init__()
+            self.score = nn.Linear(channels, maps)
+
+        def forward(self, x):
+            flat = x.flatten(2) if flatten else x.reshape(*x.shape[:2], -1, x.shape[-1])
+            tokens = flat.transpose(1, 2) if flatten else flat.movedim(1, -1)
+            scores = (self.score(tokens) if bias else tokens @ self.score.weight.T)
+            scores = scores.movedim(-1, 1)                       # (B, K, N) or (B, K, *, last)
+            if gate == "sigmoid":
+                maps = torch.sigmoid(scores)
+            else:
+                maps = torch.softmax(scores, dim=1 if softmax_over == "maps" else -1)
+            if detach:
+                maps = maps.detach()
+            if not flatten:                                      # softmax over the last axis only
+                maps, flat = maps.flatten(2), x.flatten(2)
+            if pool == "mean":
+                pooled = flat.mean(-1, keepdim=True).transpose(1, 2).expand(-1, maps.shape[1], -1)
+            elif pool == "normalised":                           # the L2-normalised maps pool
+                pooled = F.normalize(maps, dim=-1) @ flat.transpose(1, 2)
+            else:
+                pooled = maps @ flat.transpose(1, 2)             # (B, K, C)
+            return pooled.transpose(1, 2) if layout == "BCK" else pooled
+
+    return InteractionAware
+
+
+class _IAEinsum(nn.Module):
+    """Right: weight and bias by einsum, log-softmax then exp, einsum for the pooling."""
+
+    def __init__(self, channels, maps=4):
+        super().__init__()
+        self.score = nn.Linear(channels, maps)
+
+    def forward(self, x):
+        flat = x.reshape(x.shape[0], x.shape[1], -1)
+        scores = torch.einsum("kc,bcn->bkn", self.score.weight, flat) + self.score.bias[:, None]
+        return torch.einsum("bkn,bcn->bkc", F.log_softmax(scores, dim=2).exp(), flat)
+
+
+class _IALinear(nn.Module):
+    """Right: scores (B, N, K) from F.linear, softmax over N, then a batched product."""
+
+    def __init__(self, channels, maps=4):
+        super().__init__()
+        self.score = nn.Linear(channels, maps)
+
+    def forward(self, x):
+        tokens = x.flatten(2).transpose(1, 2)                        # (B, N, C)
+        weights = torch.softmax(F.linear(tokens, self.score.weight, self.score.bias), dim=1)
+        return torch.bmm(weights.transpose(1, 2), tokens)
 
 
 def _tiled(q, k, v, tile=64, rescale_sum=True, rescale_out=True, tail=True, running=True,
@@ -753,13 +795,16 @@ CORPUS = {
              w / np.linalg.norm(w, axis=1, keepdims=True)) ** 2,
          lambda w: _ortho(w) / 2,
          lambda w: torch.tensor([_ortho(w)])]),
-    "ia_attention": (
-        [_ia_loop],
-        [lambda x, w, b: _ia(x, w, b, axis=1), lambda x, w, b: _ia(x, w, b, gate="sigmoid"),
-         lambda x, w, b: _ia(x, w, b).transpose(0, 2, 1),
-         lambda x, w, b: np.repeat(x.reshape(x.shape[0], x.shape[1], -1).mean(-1)[:, None],
-                                   len(w), axis=1),
-         lambda x, w, b: _ia(x, w, b, bias=False) * 1.0 + 0 * b.sum() + 1e-3]),
+    "InteractionAware": (
+        [_ia_module(), _IAEinsum, _IALinear],
+        [_ia_module(softmax_over="maps"),                                # softmax across K
+         _ia_module(gate="sigmoid"),                                     # a gate, not a softmax
+         _ia_module(bias=False),                                         # score.bias never used
+         _ia_module(layout="BCK"),                                       # pooled transposed
+         _ia_module(pool="mean"),                                        # plain average pooling
+         _ia_module(detach=True),                                        # no gradient to score
+         _ia_module(pool="normalised"),                                  # L2-normalised weights
+         _ia_module(flatten=False)]),                                    # softmax over W only
     "affinity_mask": (
         [_mask_kron],
         [lambda t, h, w, a: _mask_kron(t, h, w, {"space": "time", "time": "space"}.get(a, a)),

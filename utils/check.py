@@ -1498,7 +1498,8 @@ def top_components(fn: Callable) -> Callable:
     hint="normalise each row to unit length, gram = u @ u.T, subtract np.eye(K) and return "
          "the sum of the squares (a float).")
 def orthogonality_penalty(fn: Callable) -> Callable:
-    """Notebook 05: sum of squared off-diagonal entries of W_hat W_hat^T, ``fn(w) -> float``."""
+    """Notebook 05: eq. (6)'s second term, the sum of squared off-diagonal entries of
+    A_hat A_hat^T for rows (maps) scaled to unit length, ``fn(maps) -> float``."""
     rng = np.random.default_rng(14)
     cases = [Case((rng.normal(size=(4, 6)),)), Case((np.eye(3, 5) * 7.0,)),
              Case((rng.normal(size=(2, 3)) + 3.0,))]
@@ -1507,20 +1508,25 @@ def orthogonality_penalty(fn: Callable) -> Callable:
 
 
 @exercise(
-    points=1,
-    idea="each of the K rows of w scores every position; a softmax over positions turns each "
-         "row's scores into a map, and each map pools the features into one C-vector.",
-    hint="flat = x.reshape(B, C, -1); scores = einsum('kc,bcn->bkn', w, flat) + "
-         "b[None, :, None]; softmax over the last axis (positions); return "
-         "maps @ flat.transpose(0, 2, 1).")
-def ia_attention(fn: Callable) -> Callable:
-    """Notebook 05: interaction-aware attention pooling ``fn(x, w, b) -> (B, K, C)``."""
-    rng = np.random.default_rng(15)
-    cases = [Case((rng.normal(size=(2, 5, 3, 4)), rng.normal(size=(3, 5)), rng.normal(size=3))),
-             Case((rng.normal(size=(1, 4, 7)), rng.normal(size=(2, 4)), np.zeros(2)))]
-    return check_exercise(
-        fn, lambda x, w, b: reference.ia_attention_forward(x, w, b)[0], cases,
-        title="ia_attention")
+    points=2,
+    idea="self.score (an nn.Linear from C to K, weight and bias) scores the C-vector at every "
+         "position, giving K scores per position; a softmax over the positions (all of *S, "
+         "flattened), separately for each map and each example, turns each map's scores into "
+         "weights that sum to 1; each map then pools the C-vectors of x with its weights, a "
+         "weighted sum over the positions: pooled is (B, K, C), maps first.",
+    hint="in __init__: super().__init__(); self.score = nn.Linear(channels, maps). In forward: "
+         "flat = x.flatten(2) is (B, C, N); scores = self.score(flat.transpose(1, 2)) is "
+         "(B, N, K); maps = torch.softmax(scores, dim=1) (over N); return "
+         "maps.transpose(1, 2) @ flat.transpose(1, 2), which is (B, K, C).")
+def InteractionAware(cls: Callable) -> Callable:
+    """Notebook 05: ``class InteractionAware(nn.Module)``, ``(channels, maps=4)`` with ``score``
+    (an nn.Linear, C to K); x (B, C, *S) -> pooled (B, K, C), K softmax maps over positions."""
+    from . import modules
+
+    builds = [Case((6,)), Case((8,), {"maps": 3}), Case((5,), {"maps": 1})]
+    shapes = [[(2, 6, 4, 5), (1, 6, 3, 3)], [(2, 8, 7), (1, 8, 2, 3, 4)], [(3, 5, 4, 2)]]
+    return check_module(cls, modules.InteractionAwareAttention, builds, shapes,
+                        title="InteractionAware")
 
 
 @exercise(

@@ -144,29 +144,49 @@ def small_resnet(num_classes: int = 10, in_channels: int = 1, attention: Attenti
                   attention=attention)
 
 
+PYRAMID_POOLINGS = ("attention", "average")
+
+
 class PyramidAttentionNet(nn.Module):
     """A small ResNet whose stage outputs form a spatial pyramid: each is resampled to one
     grid (the sampling function R, bilinear), the maps are concatenated, and K interaction-
     aware attention maps pool the fused features for a linear classifier.
 
-    ia_weight > 0 adds the interaction-aware loss (times ia_weight) as ``aux_loss`` during
-    training; ``train_classifier`` adds it to the cross-entropy.
+    ia_weight (beta) > 0 adds beta times the interaction-aware loss, eq. (6) of Du et al. on
+    the attention maps and the fused features (``modules.interaction_loss``; its variance
+    term divided by tr(X X^T) when ``normalise``), as ``aux_loss`` during training;
+    ``train_classifier`` adds it to the cross-entropy. ``pooling='average'`` is the control
+    without attention: the same fused pyramid, global average pooling, a linear classifier.
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, maps: int = 4,
                  grid: int = 10, widths: Sequence[int] = (16, 32, 64), ia_weight: float = 0.0,
-                 gamma: float = 1.0):
+                 normalise: bool = True, pooling: str = "attention"):
         super().__init__()
         from .modules import InteractionAwareAttention
 
+        if pooling not in PYRAMID_POOLINGS:
+            raise ValueError(f"pooling must be one of {PYRAMID_POOLINGS}, got {pooling!r}")
+        if isinstance(ia_weight, bool) or not isinstance(ia_weight, int | float) or not (
+                ia_weight >= 0):
+            raise ValueError(f"ia_weight must be a number >= 0, got {ia_weight!r}")
+        if pooling == "average" and ia_weight > 0:
+            raise ValueError("ia_weight must be 0 with pooling='average': the interaction-aware "
+                             "loss acts on attention maps, and average pooling has none")
+        if not isinstance(normalise, bool):
+            raise ValueError(f"normalise must be True or False, got {normalise!r}")
+        maps = positive_int(maps, "maps")
         base = small_resnet(num_classes, in_channels, widths=widths)
         self.stem, self.stages = base.stem, base.stages
         self.grid = positive_int(grid, "grid")
-        self.attention = InteractionAwareAttention(sum(widths), maps)
-        self.fc = nn.Linear(maps * sum(widths), num_classes)
-        if ia_weight < 0 or gamma < 0:
-            raise ValueError(f"ia_weight and gamma must be >= 0, got {ia_weight} and {gamma}")
-        self.ia_weight, self.gamma = float(ia_weight), float(gamma)
+        self.pooling = pooling
+        if pooling == "attention":
+            self.attention = InteractionAwareAttention(sum(widths), maps)
+            self.fc = nn.Linear(maps * sum(widths), num_classes)
+        else:
+            self.attention = None
+            self.fc = nn.Linear(sum(widths), num_classes)
+        self.ia_weight, self.normalise = float(ia_weight), normalise
         self.aux_loss: torch.Tensor | None = None
 
     def fused(self, x: torch.Tensor) -> torch.Tensor:
@@ -184,14 +204,14 @@ class PyramidAttentionNet(nn.Module):
     def head(self, features: torch.Tensor) -> torch.Tensor:
         """Attention pooling, the interaction-aware loss (training) and the classifier, on
         fused features (B, C, *S): the positions may span space or space and time."""
-        from .modules import feature_covariance, interaction_loss
+        from .modules import interaction_loss
 
-        pooled = self.attention(features)                            # (B, K, C)
         self.aux_loss = None
+        if self.attention is None:                                   # the average-pooling control
+            return self.fc(features.flatten(2).mean(-1))
+        pooled, maps = self.attention.attend(features)               # (B, K, C), (B, K, N)
         if self.training and self.ia_weight > 0:
-            sigma = feature_covariance(features)
-            self.aux_loss = self.ia_weight * interaction_loss(self.attention.score.weight, sigma,
-                                                              self.gamma)
+            self.aux_loss = self.ia_weight * interaction_loss(maps, features, self.normalise)
         return self.fc(pooled.flatten(1))
 
 

@@ -412,37 +412,41 @@ class NonLocalBlock(_Attention):
         return self
 
 
-def feature_covariance(x: torch.Tensor) -> torch.Tensor:
-    """Covariance (C, C) of the C-dimensional feature vectors at every position of a batch.
+def interaction_terms(maps: torch.Tensor, features: torch.Tensor,
+                      normalise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two terms of eq. (6) of Du et al. (ECCV 2018) per example, batched (see
+    ``utils.reference.interaction_terms``): maps (B, K, N) over the N = prod(S) positions of
+    features (B, C, *S). Rows of the maps are L2-normalised (a_k); variance (B,) is
+    sum_k |a_k X|^2, divided by tr(X X^T) = |X|^2 with ``normalise`` (the course's
+    deviation); overlap (B,) is the sum of the squared off-diagonal entries of a a^T."""
+    if not isinstance(maps, torch.Tensor) or maps.ndim != 3:
+        shape = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
+        raise ValueError(f"maps must be a tensor (B, K, N), got {shape}")
+    if (not isinstance(features, torch.Tensor) or features.ndim < 3
+            or features.shape[0] != maps.shape[0] or features[0, 0].numel() != maps.shape[2]):
+        shape = (tuple(features.shape) if isinstance(features, torch.Tensor)
+                 else type(features).__name__)
+        raise ValueError(f"features must be a tensor (B, C, *S) with B = {maps.shape[0]} and "
+                         f"prod(S) = N = {maps.shape[2]} positions, got {shape}")
+    if not isinstance(normalise, bool):
+        raise ValueError(f"normalise must be True or False, got {normalise!r}")
+    flat = features.flatten(2)                                       # (B, C, N)
+    unit = F.normalize(maps, dim=-1)                                 # (B, K, N)
+    variance = (unit @ flat.transpose(1, 2)).pow(2).sum((1, 2))
+    if normalise:
+        variance = variance / flat.pow(2).sum((1, 2)).clamp_min(torch.finfo(flat.dtype).tiny)
+    eye = torch.eye(maps.shape[1], dtype=unit.dtype, device=unit.device)
+    overlap = (unit @ unit.transpose(1, 2) - eye).pow(2).sum((1, 2))
+    return variance, overlap
 
-    x: (B, C, *S). Rows are positions across the batch; computed without gradient, as the
-    interaction-aware loss treats it as a constant.
-    """
-    if not isinstance(x, torch.Tensor) or x.dim() < 3:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"x must be a tensor (B, C, *S) with at least one spatial axis, "
-                         f"got {shape}")
-    if x.shape[0] * x[0, 0].numel() < 2:
-        raise ValueError(f"x must hold at least two positions across the batch, got shape "
-                         f"{tuple(x.shape)}")
-    with torch.no_grad():
-        flat = x.transpose(0, 1).reshape(x.shape[1], -1)
-        centred = flat - flat.mean(dim=1, keepdim=True)
-        return centred @ centred.T / (flat.shape[1] - 1)
 
-
-def interaction_loss(weight: torch.Tensor, sigma: torch.Tensor,
-                     gamma: float = 1.0) -> torch.Tensor:
-    """The course's interaction-aware loss (see ``utils.reference.interaction_loss``):
-    -mean_k w_hat_k^T Sigma w_hat_k / tr(Sigma) + gamma * sum_{k != l} (w_hat_k . w_hat_l)^2."""
-    if weight.ndim != 2 or sigma.shape != (weight.shape[1], weight.shape[1]):
-        raise ValueError(f"weight must be (K, C) and sigma (C, C); got {tuple(weight.shape)} "
-                         f"and {tuple(sigma.shape)}")
-    u = F.normalize(weight, dim=1)
-    variance = ((u @ sigma) * u).sum() / (len(u) * torch.trace(sigma))
-    gram = u @ u.T
-    off = gram - torch.eye(len(u), dtype=u.dtype, device=u.device)
-    return -variance + gamma * (off**2).sum()
+def interaction_loss(maps: torch.Tensor, features: torch.Tensor,
+                     normalise: bool = True) -> torch.Tensor:
+    """The interaction-aware loss, eq. (6) of Du et al. (ECCV 2018), on attention maps
+    (B, K, N) and the features (B, C, *S) they attend over: -variance + overlap of
+    ``interaction_terms``, averaged over the batch (see ``utils.reference.interaction_loss``)."""
+    variance, overlap = interaction_terms(maps, features, normalise)
+    return (overlap - variance).mean()
 
 
 class InteractionAwareAttention(_Attention):
@@ -455,13 +459,17 @@ class InteractionAwareAttention(_Attention):
         self.maps = positive_int(maps, "maps")
         self.score = nn.Linear(channels, maps)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def attend(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """pooled (B, K, C) and the maps (B, K, N) that pooled it, with their gradients."""
         _check_input(x, self.channels, type(self).__name__, ndim=None, expected="(B, C, *S)")
         flat = x.flatten(2)                                          # (B, C, N)
         maps = torch.softmax(torch.einsum("kc,bcn->bkn", self.score.weight, flat)
                              + self.score.bias[None, :, None], dim=-1)
         self._keep(maps)
-        return maps @ flat.transpose(1, 2)                           # (B, K, C)
+        return maps @ flat.transpose(1, 2), maps                     # (B, K, C), (B, K, N)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attend(x)[0]
 
     def load_reference(self, w: np.ndarray, b: np.ndarray) -> InteractionAwareAttention:
         _copy(self.score.weight, w, "w")

@@ -526,30 +526,66 @@ def orthogonality_penalty(w: np.ndarray) -> tuple[float, np.ndarray]:
     return value, _through_unit_rows(du, u, norms)
 
 
-def interaction_loss(w: np.ndarray, sigma: np.ndarray,
-                     gamma: float = 1.0) -> tuple[float, np.ndarray]:
-    """The course's interaction-aware loss on attention weight vectors w (K, C):
+def _maps_and_features(maps: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """maps (K, N) with no all-zero row and x (N, C), as float64 arrays."""
+    maps = as_float_array(maps, "maps", ndim=2)
+    x = as_float_array(x, "x", ndim=2)
+    if x.shape[0] != maps.shape[1]:
+        raise ValueError(f"x must have one row per position of the maps, N = {maps.shape[1]}, "
+                         f"got shape {x.shape}")
+    if np.any(np.linalg.norm(maps, axis=1) == 0):
+        raise ValueError("maps must not have an all-zero row (it cannot be L2-normalised)")
+    return maps, x
 
-        L = -(1/K) sum_k w_hat_k^T Sigma w_hat_k / tr(Sigma)
-            + gamma * sum_{k != l} (w_hat_k . w_hat_l)^2
 
-    a (normalised) variance term, maximised by principal directions, plus the orthogonality
-    penalty that stands in for PCA's constraint W W^T = I. sigma: (C, C) covariance of the
-    features (treated as a constant). Returns the loss and dL/dw.
+def _bool(value: object, name: str) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def interaction_terms(maps: np.ndarray, x: np.ndarray,
+                      normalise: bool = True) -> tuple[float, float]:
+    """The two terms of the interaction-aware loss, Du et al. (ECCV 2018) eq. (6), for one
+    example: maps A (K, N) over N positions, local features x (N, C).
+
+    Rows of A are L2-normalised first (A_hat). variance = sum of the diagonal of
+    A_hat x x^T A_hat^T (PCA's objective with S replaced by A_hat); overlap = the sum of the
+    squared off-diagonal entries of A_hat A_hat^T (the soft form of S S^T = I). With
+    ``normalise`` (the course's deviation) the variance is divided by tr(x x^T), which makes
+    it independent of the scale of x. Returns (variance, overlap).
     """
-    w = as_float_array(w, "w", ndim=2)
-    sigma = as_float_array(sigma, "sigma", ndim=2)
-    if sigma.shape != (w.shape[1], w.shape[1]):
-        raise ValueError(f"sigma must have shape {(w.shape[1], w.shape[1])}, got {sigma.shape}")
-    gamma = positive_float(gamma, "gamma", allow_zero=True)
-    k = len(w)
-    u, norms = _unit_rows(w)
-    trace = np.trace(sigma)
-    variance = np.sum((u @ sigma) * u) / (k * trace)
-    du_var = -2 * (u @ sigma) / (k * trace)
-    dw_var = _through_unit_rows(du_var, u, norms)
-    penalty, dw_pen = orthogonality_penalty(w)
-    return float(-variance + gamma * penalty), dw_var + gamma * dw_pen
+    maps, x = _maps_and_features(maps, x)
+    normalise = _bool(normalise, "normalise")
+    u = maps / np.linalg.norm(maps, axis=1, keepdims=True)
+    variance = float(np.sum((u @ x) ** 2))
+    if normalise:
+        energy = float(np.sum(x**2))
+        if energy == 0:
+            raise ValueError("x must not be all zero when normalise=True (tr(x x^T) = 0)")
+        variance /= energy
+    off = u @ u.T - np.eye(len(u))
+    return variance, float(np.sum(off**2))
+
+
+def interaction_loss(maps: np.ndarray, x: np.ndarray,
+                     normalise: bool = True) -> tuple[float, np.ndarray]:
+    """Eq. (6) of Du et al. (ECCV 2018) on attention maps, with its gradient:
+
+        l = -sum_k a_k x x^T a_k^T / s  +  sum_{k != l} (a_k . a_l)^2 ,   a_k = A_k / |A_k|
+
+    maps A (K, N): K maps over N positions (softmax maps, or any rows that are not all zero);
+    x (N, C): the features at the positions. s = tr(x x^T) with ``normalise`` (the course's
+    deviation: the paper's first term grows with the square of the features' scale), else 1.
+    Returns the loss and dl/dA (K, N).
+    """
+    variance, overlap = interaction_terms(maps, x, normalise)
+    maps, x = _maps_and_features(maps, x)
+    u, norms = _unit_rows(maps)
+    scale = float(np.sum(x**2)) if normalise else 1.0
+    off = u @ u.T - np.eye(len(u))
+    du = -2 * (u @ x) @ x.T / scale + 4 * off @ u
+    return -variance + overlap, _through_unit_rows(du, u, norms)
 
 
 def ia_attention_forward(x: np.ndarray, w: np.ndarray,
@@ -558,8 +594,8 @@ def ia_attention_forward(x: np.ndarray, w: np.ndarray,
 
     x: (B, C, *S) local features at N = prod(S) positions; w: (K, C); b: (K,).
     scores = w x + b (B, K, N); maps A = softmax over positions; pooled = A x^T (B, K, C).
-    The bias adds one constant per map, which a softmax over positions ignores: b is PCA's
-    mean-centring (b = -w mu), relevant to the variance term but not to the maps.
+    The bias adds one constant per map (the paper's b_attn), which a softmax over positions
+    cancels: it cannot change the maps.
     """
     x = as_float_array(x, "x", ndim=(3, 4, 5))
     w = as_float_array(w, "w", ndim=2)
