@@ -37,7 +37,9 @@ workspace: $(STAMP)
 ## test: library tests, both editions under nbval in fast mode, lint
 test: $(STAMP)
 	$(BIN)/ruff check utils tests solutions grading
-	ACV_FAST=1 $(BIN)/python -m pytest -q -m "not slow" tests solutions notebooks $(NBVAL)
+	@# two worker processes, one notebook (or test module) each at a time, one thread each
+	ACV_FAST=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadscope \
+	  tests solutions notebooks $(NBVAL)
 
 ## test-slow: the full grading checks (nbgrader and utils.grade on notebooks 00 and 02)
 test-slow: $(STAMP)

@@ -579,7 +579,9 @@ def _check_module_float32(attempt: _Attempt, mine: nn.Module, ref: nn.Module,
     got = attempt.run(functools.partial(mine32, x.float().to(device or "cpu")), where,
                       f"your forward in float32{on}")
     if device is None:
-        expected, name, rtol, atol = ref(x).detach(), "output in float32", 1e-5, 1e-6
+        # float32 sums in another order (thread count, BLAS) shift the last digits, and a
+        # batch norm over a small batch can magnify that: values were checked in float64
+        expected, name, rtol, atol = ref(x).detach(), "output in float32", 1e-4, 1e-5
     else:
         expected = copy.deepcopy(ref).float().to(device)(x.float().to(device)).detach()
         name, rtol, atol = f"output in float32 on {device.type}", 1e-4, 1e-5
