@@ -497,6 +497,8 @@ BAD_CALLS = {
                                  "v must be array-like")],
     "validate.image_array": [(lambda: validate.image_array(np.ones((2, 2, 4))),
                               "image must be (H, W) or (H, W, 3)")],
+    "validate.boolean": [(lambda: validate.boolean(1, "normalise"),
+                          "normalise must be True or False")],
     "validate.positive_int": [(lambda: validate.positive_int(1.5, "n"), "n must be an intege")],
     "validate.positive_float": [(lambda: validate.positive_float(float("nan"), "h"),
                                  "h must be a finite positive number")],
@@ -513,7 +515,6 @@ BAD_CALLS = {
 # Public names with no argument a learner could get wrong (no arguments, records that the
 # library builds, exception types), each with the reason.
 NO_INPUT = {
-    "memory_wall.platform_processor": "no arguments",
     "runtime.fast_mode": "reads ACV_FAST; no arguments",
     "runtime.grading_mode": "reads ACV_GRADING; no arguments",
     "runtime.mode_name": "no arguments",

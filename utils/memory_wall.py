@@ -241,25 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.csv is not None:
             import torch
 
-            name = (torch.cuda.get_device_name(0) if args.device == "cuda"
-                    else platform_processor())
-            write_recorded(rows, args.csv, name)
+            from .benchmark import _device_name
+
+            write_recorded(rows, args.csv, _device_name(torch.device(args.device)))
         return 0
     print(json.dumps(_run(args.n, args.d, args.variant, args.repeats, args.device)))
     return 0
-
-
-def platform_processor() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from .validate import positive_int
+from .validate import boolean, positive_int
 
 AttentionFactory = Callable[[int], nn.Module] | None
 
@@ -173,8 +173,7 @@ class PyramidAttentionNet(nn.Module):
         if pooling == "average" and ia_weight > 0:
             raise ValueError("ia_weight must be 0 with pooling='average': the interaction-aware "
                              "loss acts on attention maps, and average pooling has none")
-        if not isinstance(normalise, bool):
-            raise ValueError(f"normalise must be True or False, got {normalise!r}")
+        normalise = boolean(normalise, "normalise")
         maps = positive_int(maps, "maps")
         base = small_resnet(num_classes, in_channels, widths=widths)
         self.stem, self.stages = base.stem, base.stages

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .validate import positive_int
+from .validate import boolean, positive_int
 
 ORDERS = ("channel-spatial", "spatial-channel", "parallel")
 VARIANTS = ("paper", "official")
@@ -428,8 +428,7 @@ def interaction_terms(maps: torch.Tensor, features: torch.Tensor,
                  else type(features).__name__)
         raise ValueError(f"features must be a tensor (B, C, *S) with B = {maps.shape[0]} and "
                          f"prod(S) = N = {maps.shape[2]} positions, got {shape}")
-    if not isinstance(normalise, bool):
-        raise ValueError(f"normalise must be True or False, got {normalise!r}")
+    boolean(normalise, "normalise")
     flat = features.flatten(2)                                       # (B, C, N)
     unit = F.normalize(maps, dim=-1)                                 # (B, K, N)
     variance = (unit @ flat.transpose(1, 2)).pow(2).sum((1, 2))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .functional import sigmoid
-from .validate import as_float_array, positive_float, positive_int
+from .validate import as_float_array, boolean, positive_float, positive_int
 
 Params = dict[str, np.ndarray]
 
@@ -526,8 +526,12 @@ def orthogonality_penalty(w: np.ndarray) -> tuple[float, np.ndarray]:
     return value, _through_unit_rows(du, u, norms)
 
 
-def _maps_and_features(maps: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """maps (K, N) with no all-zero row and x (N, C), as float64 arrays."""
+def _interaction_parts(maps: np.ndarray, x: np.ndarray, normalise: bool,
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float,
+                                  np.ndarray]:
+    """Checked inputs of eq. (6) and what both its value and its gradient need: x as float64,
+    the unit rows u (K, N), their norms (K, 1), u x (K, C), the variance's divisor and
+    u u^T - I (K, K)."""
     maps = as_float_array(maps, "maps", ndim=2)
     x = as_float_array(x, "x", ndim=2)
     if x.shape[0] != maps.shape[1]:
@@ -535,13 +539,13 @@ def _maps_and_features(maps: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.
                          f"got shape {x.shape}")
     if np.any(np.linalg.norm(maps, axis=1) == 0):
         raise ValueError("maps must not have an all-zero row (it cannot be L2-normalised)")
-    return maps, x
-
-
-def _bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
+    scale = 1.0
+    if boolean(normalise, "normalise"):
+        scale = float(np.sum(x**2))
+        if scale == 0:
+            raise ValueError("x must not be all zero when normalise=True (tr(x x^T) = 0)")
+    u, norms = _unit_rows(maps)
+    return x, u, norms, u @ x, scale, u @ u.T - np.eye(len(u))
 
 
 def interaction_terms(maps: np.ndarray, x: np.ndarray,
@@ -555,17 +559,8 @@ def interaction_terms(maps: np.ndarray, x: np.ndarray,
     ``normalise`` (the course's deviation) the variance is divided by tr(x x^T), which makes
     it independent of the scale of x. Returns (variance, overlap).
     """
-    maps, x = _maps_and_features(maps, x)
-    normalise = _bool(normalise, "normalise")
-    u = maps / np.linalg.norm(maps, axis=1, keepdims=True)
-    variance = float(np.sum((u @ x) ** 2))
-    if normalise:
-        energy = float(np.sum(x**2))
-        if energy == 0:
-            raise ValueError("x must not be all zero when normalise=True (tr(x x^T) = 0)")
-        variance /= energy
-    off = u @ u.T - np.eye(len(u))
-    return variance, float(np.sum(off**2))
+    _, _, _, ux, scale, off = _interaction_parts(maps, x, normalise)
+    return float(np.sum(ux**2)) / scale, float(np.sum(off**2))
 
 
 def interaction_loss(maps: np.ndarray, x: np.ndarray,
@@ -579,13 +574,10 @@ def interaction_loss(maps: np.ndarray, x: np.ndarray,
     deviation: the paper's first term grows with the square of the features' scale), else 1.
     Returns the loss and dl/dA (K, N).
     """
-    variance, overlap = interaction_terms(maps, x, normalise)
-    maps, x = _maps_and_features(maps, x)
-    u, norms = _unit_rows(maps)
-    scale = float(np.sum(x**2)) if normalise else 1.0
-    off = u @ u.T - np.eye(len(u))
-    du = -2 * (u @ x) @ x.T / scale + 4 * off @ u
-    return -variance + overlap, _through_unit_rows(du, u, norms)
+    x, u, norms, ux, scale, off = _interaction_parts(maps, x, normalise)
+    loss = -float(np.sum(ux**2)) / scale + float(np.sum(off**2))
+    du = -2 * ux @ x.T / scale + 4 * off @ u
+    return loss, _through_unit_rows(du, u, norms)
 
 
 def ia_attention_forward(x: np.ndarray, w: np.ndarray,

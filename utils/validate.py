@@ -82,6 +82,13 @@ def positive_int(value: object, name: str, *, minimum: int = 1) -> int:
     return int(value)
 
 
+def boolean(value: object, name: str) -> bool:
+    """``value`` as a bool, checking it is True or False (NumPy's bool too)."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def positive_float(value: object, name: str, *, allow_zero: bool = False) -> float:
     """``value`` as a float, checking it is finite and positive (or zero if allowed)."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
