@@ -191,6 +191,60 @@ def _gc(x, w_k, b_k, stable=True, axis=-1, bias=True):
     return np.einsum("bcn,bn->bc", flat, a), a
 
 
+def _gc_nl(x, p, softmax_over="keys", transform_first=False, norm_axis=-1, layer_norm=True,
+           fuse="add", reshape="transpose", matrix=True, stable=True):
+    """A learner's gc_as_nonlocal: right by default, each argument one way to get it wrong."""
+    b, c, h, w = x.shape
+    n = h * w
+    tokens = x.reshape(b, c, n).transpose(0, 2, 1)                          # (B, N, C)
+    scores = tokens @ p["w_k"] + p["b_k"]
+    if softmax_over == "queries":                      # a (B, N, N) of scores, softmax over i
+        a = scipy.special.softmax(np.repeat(scores[:, None, :], n, axis=1), axis=1)
+    elif softmax_over == "columns":                    # the map down the columns: A_ij = a_i
+        a = np.repeat(scipy.special.softmax(scores, axis=1)[:, :, None], n, axis=2)
+    elif not stable:                                   # exp of the raw scores
+        e = np.exp(scores)
+        a = np.repeat((e / e.sum(axis=1, keepdims=True))[:, None, :], n, axis=1)
+    else:
+        a = np.repeat(scipy.special.softmax(scores, axis=1)[:, None, :], n, axis=1)
+
+    def transform(v):
+        hid = v @ p["w1"].T + p["b1"]
+        if layer_norm:
+            hid = (hid - hid.mean(axis=norm_axis, keepdims=True)) / np.sqrt(
+                hid.var(axis=norm_axis, keepdims=True) + 1e-5)
+        hid = np.maximum(hid * p["ln_gamma"] + p["ln_beta"], 0)
+        return hid @ p["w2"].T + p["b2"]
+
+    t = a @ transform(tokens) if transform_first else transform(a @ tokens)   # (B, N, C)
+    t = t.transpose(0, 2, 1).reshape(x.shape) if reshape == "transpose" else t.reshape(x.shape)
+    z = {"add": x + t, "multiply": x * t, "replace": t}[fuse]
+    return z, (a if matrix else a[:, 0])
+
+
+def _gc_nl_cheap(x, p):
+    """Right: GC's order (one context, one transform) and the matrix built by np.tile."""
+    context, a = R.gc_context(x, p["w_k"], p["b_k"])
+    hid = context @ p["w1"].T + p["b1"]
+    hid = (hid - hid.mean(1, keepdims=True)) / np.sqrt(hid.var(1, keepdims=True) + 1e-5)
+    t = np.maximum(hid * p["ln_gamma"] + p["ln_beta"], 0) @ p["w2"].T + p["b2"]
+    n = a.shape[1]
+    return x + t[:, :, None, None], np.tile(a[:, None, :], (1, n, 1))
+
+
+def _gc_nl_torch(x, p):
+    """Right: PyTorch, an einsum per query, F.layer_norm, and b_k left out (it cancels)."""
+    t = {k: torch.as_tensor(np.asarray(v, dtype=np.float64)) for k, v in p.items()}
+    xt = torch.as_tensor(x)
+    flat = xt.flatten(2)                                                     # (B, C, N)
+    row = torch.softmax(torch.einsum("c,bcn->bn", t["w_k"], flat), dim=1)
+    a = row[:, None, :].expand(-1, flat.shape[2], -1)
+    y = torch.einsum("bij,bcj->bic", a, flat)                                # (B, N, C)
+    hid = F.layer_norm(y @ t["w1"].T + t["b1"], t["b1"].shape, t["ln_gamma"], t["ln_beta"])
+    out = torch.relu(hid) @ t["w2"].T + t["b2"]
+    return (xt + out.transpose(1, 2).reshape(xt.shape)).numpy(), a.contiguous().numpy()
+
+
 def _eca_k(c, gamma=2, b=1, how="code"):
     t = (math.log2(c) + b) / gamma
     if how == "round":
@@ -425,6 +479,142 @@ class _NonLocalSDPA(_nl_module()):
         y = F.scaled_dot_product_attention(t(self.theta(x)), t(self.phi(keys)), t(self.g(keys)),
                                            scale=self.ci ** -0.5 if self.scale else 1.0)[:, 0]
         return x + self.bn(self.w_z(y.transpose(1, 2).reshape(b, self.ci, *x.shape[2:])))
+
+
+def _gc_module(pool="softmax", norm="layer", fuse="add", zero=("last",), skip_norm=False,
+               names=("context", "transform")):
+    """A learner's GlobalContext: right by default, each argument one way to get it wrong."""
+    class GlobalContext(nn.Module):
+        def __init__(self, channels, reduction=16):
+            super().__init__()
+            hidden = channels // reduction
+            norm_layer = (nn.LayerNorm([hidden, 1, 1]) if norm == "layer"
+                          else nn.BatchNorm2d(hidden))
+            transform = nn.Sequential(nn.Conv2d(channels, hidden, 1), norm_layer,
+                                      nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, 1))
+            for index in (0, -1):
+                if {0: "first", -1: "last"}[index] in zero:
+                    nn.init.zeros_(transform[index].weight)
+                    nn.init.zeros_(transform[index].bias)
+            setattr(self, names[0], nn.Conv2d(channels, 1, 1))
+            setattr(self, names[1], transform)
+
+        def forward(self, x):
+            scores = getattr(self, names[0])(x)                              # (B, 1, H, W)
+            if pool == "channels":                       # softmax over the one score channel
+                a = torch.softmax(scores, dim=1).flatten(1)
+            elif pool == "batch":
+                a = torch.softmax(scores.flatten(1), dim=0)
+            elif pool == "mean":                         # SE's squeeze: context never used
+                a = torch.full_like(scores.flatten(1), 1.0 / scores[0, 0].numel())
+            else:
+                a = torch.softmax(scores.flatten(1), dim=1)
+            c = (x.flatten(2) @ a[:, :, None])[..., None]                    # (B, C, 1, 1)
+            transform = getattr(self, names[1])
+            if skip_norm:
+                conv1, _, relu, conv2 = transform
+                t = conv2(relu(conv1(c)))
+            else:
+                t = transform(c)
+            return {"add": x + t, "multiply": x * t, "gate": x * torch.sigmoid(t)}[fuse]
+
+    return GlobalContext
+
+
+class _GCEinsum(nn.Module):
+    """Right: the score by F.conv2d, log-softmax then exp, the pooling by einsum."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__()
+        hidden = channels // reduction
+        self.context = nn.Conv2d(channels, 1, 1)
+        self.transform = nn.Sequential(nn.Conv2d(channels, hidden, 1),
+                                       nn.LayerNorm([hidden, 1, 1]), nn.ReLU(),
+                                       nn.Conv2d(hidden, channels, 1))
+        nn.init.constant_(self.transform[3].weight, 0.0)
+        nn.init.constant_(self.transform[3].bias, 0.0)
+
+    def forward(self, x):
+        scores = F.conv2d(x, self.context.weight, self.context.bias).flatten(1)
+        a = F.log_softmax(scores, dim=-1).exp()
+        c = torch.einsum("bcn,bn->bc", x.flatten(2), a)
+        return x + self.transform(c[:, :, None, None])
+
+
+class _GCOfficial(nn.Module):
+    """Right: the authors' code, with its spatial_pool (matmul of (B, 1, C, N) and
+    (B, 1, N, 1)), under the exercise's names."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__()
+        planes = channels // reduction
+        self.context = nn.Conv2d(channels, 1, kernel_size=1)
+        self.softmax = nn.Softmax(dim=2)
+        self.transform = nn.Sequential(nn.Conv2d(channels, planes, kernel_size=1),
+                                       nn.LayerNorm([planes, 1, 1]), nn.ReLU(inplace=True),
+                                       nn.Conv2d(planes, channels, kernel_size=1))
+        nn.init.kaiming_normal_(self.context.weight, mode="fan_in", nonlinearity="relu")
+        nn.init.zeros_(self.transform[-1].weight)
+        nn.init.zeros_(self.transform[-1].bias)
+
+    def forward(self, x):
+        batch, channel, height, width = x.size()
+        input_x = x.view(batch, channel, height * width).unsqueeze(1)
+        mask = self.softmax(self.context(x).view(batch, 1, height * width)).unsqueeze(-1)
+        context = torch.matmul(input_x, mask).view(batch, channel, 1, 1)
+        return x + self.transform(context)
+
+
+def _eca_module(kernel=lambda c, k: k if k is not None else _eca_k(c), bias=False,
+                squeeze=lambda x: x.mean((2, 3)), gate=torch.sigmoid, pad="same"):
+    """A learner's ECA: right by default, each argument one way to get it wrong."""
+    class ECA(nn.Module):
+        def __init__(self, channels, kernel_size=None):
+            super().__init__()
+            k = kernel(channels, kernel_size)
+            self.conv = nn.Conv1d(1, 1, k, padding=k // 2 if pad == "same" else 0, bias=bias)
+
+        def forward(self, x):
+            y = squeeze(x)[:, None, :]                                       # (B, 1, C)
+            if pad == "causal":                          # all k - 1 zeros at one end
+                y = F.pad(y, (self.conv.kernel_size[0] - 1, 0))
+            s = gate(self.conv(y))[:, 0]
+            return x * s[:, :, None, None]
+
+    return ECA
+
+
+class _ECAOfficial(nn.Module):
+    """Right: the authors' eca_layer (pooling layer, squeeze and transposes), k from C by
+    math.log and an odd step written another way."""
+
+    def __init__(self, channels, kernel_size=None):
+        super().__init__()
+        t = int(abs((math.log(channels, 2) + 1) / 2))
+        k = kernel_size or t + 1 - t % 2
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.conv = nn.Conv1d(1, 1, kernel_size=k, padding=(k - 1) // 2, bias=False)
+        self.sigmoid = nn.Sigmoid()
+
+    def forward(self, x):
+        y = self.avg_pool(x)
+        y = self.conv(y.squeeze(-1).transpose(-1, -2)).transpose(-1, -2).unsqueeze(-1)
+        return x * self.sigmoid(y).expand_as(x)
+
+
+class _ECAFunctional(nn.Module):
+    """Right: F.conv1d on the pooled vector, explicit zero padding with F.pad."""
+
+    def __init__(self, channels, kernel_size=None):
+        super().__init__()
+        t = int((np.log2(channels) + 1) // 2)
+        k = kernel_size if kernel_size is not None else (t if t % 2 == 1 else t + 1)
+        self.conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False)
+
+    def forward(self, x):
+        k = self.conv.weight.shape[-1]
+        y = F.pad(F.adaptive_avg_pool2d(x, 1).flatten(1)[:, None], (k // 2, k // 2))
+        return x * torch.sigmoid(F.conv1d(y, self.conv.weight)).transpose(1, 2)[..., None]
 
 
 def _mean_hw(x):
@@ -841,14 +1031,19 @@ CORPUS = {
          lambda x, w, b: (lambda c, a: (c / a.shape[1], a))(*_gc(x, w, b)),
          lambda x, w, b: (x.mean(axis=(2, 3)), _gc(x, w, b)[1]),
          lambda x, w, b: _gc(x, w, b)[::-1]]),
-    "eca_kernel_size": (
-        [lambda c, gamma=2, b=1: (lambda t: t + 1 - t % 2)(int(abs((np.log2(c) + b) / gamma)))],
-        [lambda c, gamma=2, b=1: _eca_k(c, gamma, b, how="round"),
-         lambda c, gamma=2, b=1: _eca_k(c, gamma, b, how="nearest_odd"),
-         lambda c, gamma=2, b=1: _eca_k(c, gamma, b, how="natural_log"),
-         lambda c, gamma=2, b=1: _eca_k(c, gamma, b, how="even_down"),
-         lambda c, gamma=2, b=1: _eca_k(c, gamma, b, how="no_odd"),
-         lambda c, gamma=2, b=1: float(_eca_k(c, gamma, b))]),
+    "gc_as_nonlocal": (
+        [lambda x, p: _gc_nl(x, p), _gc_nl_cheap, _gc_nl_torch],
+        [lambda x, p: _gc_nl(x, p, softmax_over="queries"),             # uniform: SE's average
+         lambda x, p: _gc_nl(x, p, softmax_over="columns"),             # A_ij = a_i, transposed
+         lambda x, p: _gc_nl(x, p, transform_first=True),               # transform, then average
+         lambda x, p: _gc_nl(x, p, norm_axis=1),                        # LayerNorm across queries
+         lambda x, p: _gc_nl(x, p, layer_norm=False),
+         lambda x, p: _gc_nl(x, p, fuse="multiply"),
+         lambda x, p: _gc_nl(x, p, fuse="replace"),                     # no residual
+         lambda x, p: _gc_nl(x, p, reshape="plain"),                    # scrambles the positions
+         lambda x, p: _gc_nl(x, p, matrix=False),                       # the map, not the matrix
+         lambda x, p: _gc_nl(x, p)[0],
+         lambda x, p: _gc_nl(x, p, stable=False)]),                     # exp overflows
     "eca_gate": (
         [lambda x, w: functional.sigmoid(np.stack([np.convolve(r, w[::-1], mode="same")
                                                    for r in x.mean(axis=(2, 3))]))],
@@ -857,6 +1052,33 @@ CORPUS = {
          lambda x, w: functional.sigmoid(x.mean(axis=(2, 3)) * w.sum()),
          lambda x, w: functional.sigmoid(np.stack([np.convolve(r, w, mode="valid")
                                                    for r in x.mean(axis=(2, 3))]))]),
+    "GlobalContext": (
+        [_gc_module(), _GCEinsum, _GCOfficial],
+        [_gc_module(pool="channels"),                                   # softmax over channels
+         _gc_module(pool="batch"),                                      # softmax over the batch
+         _gc_module(pool="mean"),                                       # SE's average pooling
+         _gc_module(skip_norm=True),                                    # LayerNorm left out
+         _gc_module(norm="batch"),                                      # BatchNorm, not LayerNorm
+         _gc_module(fuse="multiply"),                                   # SE's fusion
+         _gc_module(fuse="gate"),                                       # sigmoid gate, multiply
+         _gc_module(zero=()),                                           # not the identity
+         _gc_module(zero=("last", "first")),                            # a dead transform
+         _gc_module(fuse="multiply", zero=()),                          # multiply, trained weights
+         _gc_module(names=("conv_mask", "channel_add_conv")),           # the authors' names
+         ]),
+    "ECA": (
+        [_eca_module(), _ECAOfficial, _ECAFunctional],
+        [_eca_module(bias=True),
+         _eca_module(pad="causal"),                                     # window shifted by k // 2
+         _eca_module(pad="none"),                                       # C - k + 1 outputs
+         _eca_module(kernel=lambda c, k: k or _eca_k(c, how="no_odd")),  # k not made odd
+         _eca_module(kernel=lambda c, k: k or _eca_k(c, how="round")),
+         _eca_module(kernel=lambda c, k: k or _eca_k(c, how="natural_log")),
+         _eca_module(kernel=lambda c, k: _eca_k(c)),                    # kernel_size ignored
+         _eca_module(gate=lambda a: a),                                 # sigmoid missing
+         _eca_module(gate=lambda a: torch.softmax(a, dim=-1)),          # softmax over channels
+         _eca_module(squeeze=lambda x: x.amax((2, 3))),                 # max, not average
+         ]),
     "SqueezeExcitation": (
         [_se_module(squeeze=lambda x: F.adaptive_avg_pool2d(x, 1).flatten(1)),
          _se_module(squeeze=lambda x: x.flatten(2).mean(-1),

@@ -42,7 +42,9 @@ def test_a_right_class_is_returned_with_a_confirmation(capsys):
 def test_the_reference_itself_passes_its_own_exercise(capsys):
     assert check.SqueezeExcitation(modules.SqueezeExcitation) is modules.SqueezeExcitation
     assert check.CBAM(modules.CBAM) is modules.CBAM
-    assert capsys.readouterr().out.count("✅") == 2
+    assert check.GlobalContext(modules.GlobalContext) is modules.GlobalContext
+    assert check.ECA(modules.EfficientChannelAttention) is modules.EfficientChannelAttention
+    assert capsys.readouterr().out.count("✅") == 4
 
 
 class BlankInit(nn.Module):

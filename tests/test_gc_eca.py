@@ -36,6 +36,22 @@ def test_global_context_is_a_query_independent_non_local_block():
     assert np.allclose(shift, shift[:, :, :1, :1])
 
 
+@pytest.mark.parametrize("shape, reduction", [((2, 8, 3, 4), 2), ((1, 6, 5, 1), 3)])
+def test_global_context_equals_a_non_local_block_with_one_row_for_every_query(shape, reduction):
+    """GCNet's equivalence: the non-local computation with an explicit N x N matrix whose rows
+    are all the softmax map, the transform run at every query, gives the GC block's output."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=shape)
+    params = R.init_gc(shape[1], reduction, rng)
+    expected, a = R.gc_forward(x, params)
+    z, attention = R.gc_as_nonlocal(x, params)
+    n = shape[2] * shape[3]
+    assert attention.shape == (shape[0], n, n)
+    np.testing.assert_allclose(attention, np.broadcast_to(a[:, None, :], attention.shape),
+                               rtol=1e-12)
+    np.testing.assert_allclose(z, expected, rtol=1e-10, atol=1e-12)
+
+
 def test_global_context_starts_as_the_identity_with_papers_shapes():
     torch.manual_seed(0)
     block = GlobalContext(64, reduction=16)

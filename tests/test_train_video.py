@@ -167,3 +167,56 @@ def test_a_corrupt_data_cache_is_detected_reported_and_rebuilt(tmp_path, monkeyp
                         labels=np.zeros(3), positions=np.zeros((3, 2, 8, 2)))
     with pytest.warns(UserWarning, match=r"holds clips of shape \(3, 1, 8, 24, 24\)"):
         assert np.array_equal(moving_digits(12, frames=8, size=24, seed=5).clips, fresh.clips)
+
+
+def test_csv_rows_record_every_run_of_every_model(tmp_path, capsys):
+    table = tmp_path / "sweep.csv"
+    assert tv.main(["--model", "c2d", "i3d", *QUICK, "--seeds", "3", "--csv", str(table)]) == 0
+    assert tv.main(["--model", "c2d", *QUICK, "--seeds", "4", "--csv", str(table)]) == 0
+    rows = tv.read_results(table)
+    assert [(r["model"], r["seed"]) for r in rows] == [("c2d", 3), ("i3d", 3), ("c2d", 4)]
+    assert table.read_text().count("# results of python -m utils.train_video") == 1
+    printed = capsys.readouterr().out
+    for row in rows:
+        assert row["mode"] == "fast" and row["epochs"] == 1 and row["train_clips"] == 60
+        per_class = np.array([row[f"class{k}"] for k in range(6)])
+        assert abs(per_class.mean() - row["accuracy"]) < 1e-6        # 20 test clips per class
+        assert f"seed {row['seed']}: test accuracy {row['accuracy']:.1%}" in printed
+        assert row["torch"] == torch.__version__ and row["threads"] == torch.get_num_threads()
+
+
+def test_model_all_trains_every_model_in_the_notebooks_order(capsys, no_data):
+    args = tv.parse_args(["--model", "all"])
+    assert args.models == list(tv.video_models())
+    assert tv.parse_args(["--model", "i3d", "c2d", "i3d"]).models == ["i3d", "c2d"]
+
+
+def test_a_foreign_csv_is_refused_before_any_data(tmp_path, capsys, no_data):
+    other = tmp_path / "other.csv"
+    other.write_text("a,b,c\n1,2,3\n")
+    _refused(["--model", "c2d", "--csv", str(other)], capsys,
+             "is not a results table of this command")
+    _refused(["--model", "c2d", "--csv", str(tmp_path)], capsys, "exists and is not a file")
+
+
+def test_one_run_of_the_committed_sweep_is_reproduced():
+    """Notebook 06 reads data/video_sweep.csv; re-train one of its runs (c2d, seed 0, full
+    mode, the fastest model) with the recorded thread count and compare every column."""
+    from pathlib import Path
+
+    rows = tv.read_results(Path(__file__).parent.parent / "data" / "video_sweep.csv")
+    row = next(r for r in rows if r["model"] == "c2d" and r["seed"] == 0)
+    assert row["mode"] == "full"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(row["threads"])
+    try:
+        setup = tv.video_experiment(fast=False)
+        tv.seed_everything(0)
+        run = tv.train_classifier(tv.video_models()["c2d"](), setup["train"], setup["test"],
+                                  epochs=row["epochs"], batch_size=row["batch_size"],
+                                  lr=row["lr"], seed=0, progress="off")
+    finally:
+        torch.set_num_threads(threads)
+    assert abs(run.accuracy - row["accuracy"]) < 1e-6, (run.accuracy, row)
+    for k, acc in enumerate(run.per_class):
+        assert abs(acc - row[f"class{k}"]) < 1e-6, (k, acc, row)

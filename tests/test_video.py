@@ -189,3 +189,49 @@ def test_torchrun_two_processes_agree_on_the_weights(tmp_path):
     params = [k for k in a if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
     assert params and all(torch.equal(a[k], b[k]) for k in params)
     assert any(not torch.equal(a[k], start[k]) for k in params)
+
+
+def test_the_position_code_compares_offsets_and_peaks_where_a_coordinate_is_shared():
+    from utils.models import sinusoidal_position_code
+
+    code = sinusoidal_position_code(32, 8, 8, 8).double()              # (C, T, H, W)
+    assert code.shape == (32, 8, 8, 8)
+    m = 32 // 6
+    assert torch.all(code[6 * m:] == 0)                                # 2 spare channels
+    t_part = code[:2 * m, :, 0, 0].T                                   # (T, 2m): codes of t
+    gram = t_part @ t_part.T
+    # the dot product depends only on the offset, and is largest (m) at offset 0
+    for offset in range(8):
+        diagonal = torch.diagonal(gram, offset)
+        assert torch.allclose(diagonal, diagonal[0].expand_as(diagonal))
+    assert torch.allclose(torch.diagonal(gram), torch.full((8,), float(m), dtype=gram.dtype))
+    assert torch.all(gram - torch.diag(torch.diagonal(gram)) < m - 1e-3)
+    # each third of the channels varies along its own axis only
+    assert torch.all(code[:2 * m].diff(dim=2) == 0) and torch.all(code[:2 * m].diff(dim=3) == 0)
+    assert torch.all(code[2 * m:4 * m].diff(dim=1) == 0)
+    assert torch.all(code[4 * m:6 * m].diff(dim=2) == 0)
+    # every (t, h, w) gets its own code
+    flat = code.reshape(32, -1).T
+    assert torch.cdist(flat, flat).add(torch.eye(512, dtype=flat.dtype)).min() > 1e-3
+
+
+def test_a_block_with_position_code_adds_it_to_its_input_first():
+    from utils.models import sinusoidal_position_code
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 12, 4, 3, 3, dtype=torch.float64)
+    plain = VideoNonLocal(12).double().eval()
+    coded = VideoNonLocal(12, position=True).double().eval()
+    coded.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        plain.block.bn.weight.fill_(0.7)                 # not the identity, so content matters
+        coded.block.bn.weight.fill_(0.7)
+        expected = plain(x + sinusoidal_position_code(12, 4, 3, 3).double())
+        assert torch.allclose(coded(x), expected, atol=1e-12)
+        assert not torch.allclose(coded(x), plain(x))
+    # content alone: a block without the code cannot tell two positions of equal content apart
+    same = torch.ones(1, 12, 2, 2, 2, dtype=torch.float64)
+    with torch.no_grad():
+        out_plain, out_coded = plain(same), coded(same)
+    assert torch.allclose(out_plain, out_plain[..., :1, :1, :1].expand_as(out_plain))
+    assert not torch.allclose(out_coded, out_coded[..., :1, :1, :1].expand_as(out_coded))

@@ -1598,16 +1598,99 @@ def gc_context(fn: Callable) -> Callable:
 
 
 @exercise(
-    points=1,
-    idea="the kernel grows with log2 of the channel count: take |(log2 C + b) / gamma|, truncate"
-         " it to an integer, and make it odd by rounding an even value up.",
-    hint="t = int(abs((np.log2(channels) + b) / gamma)); return t if it is odd, else t + 1.")
-def eca_kernel_size(fn: Callable) -> Callable:
-    """Notebook 07: ECA's adaptive kernel size, as the authors' code rounds it."""
-    cases = [Case((c,)) for c in (16, 64, 128, 256, 512, 1024, 2048, 3000)]
-    cases += [Case((256,), {"gamma": 3, "b": 2}), Case((100,), {"gamma": 1, "b": 0})]
+    points=2,
+    idea="write the block the non-local way: score every key once (w_k . x_j + b_k), take a "
+         "stable softmax over the keys, and give every query that same row of an N x N matrix "
+         "(not a softmax over the queries); each query then averages all positions with its row "
+         "(its own context), the transform (W1 and b1, LayerNorm over the C/r numbers of each "
+         "query with eps 1e-5, ln_gamma and ln_beta, ReLU, W2 and b2) runs on every query's "
+         "context, and the result is added to x at that query's position.",
+    hint="tokens = x.reshape(B, C, N).transpose(0, 2, 1) is (B, N, C); scores = tokens @ w_k + "
+         "b_k is (B, N); row = its softmax over axis 1 (subtract the row maximum first); "
+         "A = np.repeat(row[:, None, :], N, axis=1); y = A @ tokens; h = y @ w1.T + b1; "
+         "h = (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + 1e-5) * "
+         "ln_gamma + ln_beta, then np.maximum(h, 0); t = h @ w2.T + b2 is (B, N, C); return "
+         "(x + t.transpose(0, 2, 1).reshape(x.shape), A).")
+def gc_as_nonlocal(fn: Callable) -> Callable:
+    """Notebook 07: the GC block computed as a non-local block whose attention rows are all
+    the same, ``fn(x, params) -> (z (B, C, H, W), attention (B, N, N))``."""
+    rng = np.random.default_rng(20)
+
+    def params(channels: int, reduction: int, b_k: float, **change: np.ndarray) -> dict:
+        return {**reference.init_gc(channels, reduction, rng), "b_k": b_k, **change}
+
+    cases = [Case((rng.normal(size=(2, 8, 3, 4)), params(8, 2, 0.3))),
+             Case((rng.normal(size=(3, 9, 2, 5)), params(9, 3, -2.0))),
+             Case((rng.normal(size=(1, 6, 4, 1)), params(6, 1, 0.0))),
+             Case((40.0 + rng.normal(size=(1, 4, 2, 3)),                # scores near 900: exp
+                   params(4, 2, 1.0, w_k=np.array([20.0, 2.0, -1.0, 0.5]))))]  # overflows
     return check_exercise(
-        fn, reference.eca_kernel_size, cases, title="eca_kernel_size")
+        fn, reference.gc_as_nonlocal, cases, title="gc_as_nonlocal", rtol=1e-7, atol=1e-10)
+
+
+def _gc_starts_as_identity(module: nn.Module, shape: tuple[int, ...]) -> str | None:
+    """A new global context block returns its input unchanged, through a zero last
+    convolution, and its first convolution is not zero as well."""
+    import torch
+
+    try:
+        first, last = module.transform[0], module.transform[-1]
+        w_first, w_last, b_last = first.weight, last.weight, last.bias
+        if not all(isinstance(t, torch.Tensor) for t in (w_first, w_last, b_last)):
+            return None
+    except Exception:  # the structure check that follows names what is missing
+        return None
+    if not (torch.equal(w_last, torch.zeros_like(w_last))
+            and torch.equal(b_last, torch.zeros_like(b_last))):
+        return ("a new block must start as the identity, as in the authors' code: set the last "
+                "convolution's weight and bias (transform[-1]) to zero in __init__ "
+                "(nn.init.zeros_).")
+    if not bool(w_first.detach().abs().sum() > 0):
+        return ("transform[0].weight is all zeros as well as the last convolution: then the "
+                "transform ignores the context at the start and its first convolution gets no "
+                "gradient until the last one moves. Zero only the last convolution; keep the "
+                "others' default initialisation.")
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    try:
+        with torch.no_grad():
+            out = module(x)
+    except Exception:  # reported, with the case, by the full check
+        return None
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        return None
+    if not torch.equal(out, x):
+        return (f"a new block must return its input unchanged (largest change "
+                f"{(out - x).abs().max().item():.1e}): with the last convolution at zero the "
+                "transform gives zeros, so fuse by addition, z = x + transform(context).")
+    return None
+
+
+@exercise(
+    points=2,
+    idea="context modelling: a 1x1 convolution named context (C to 1, with bias) scores every "
+         "position, a softmax over the H*W positions (not over channels) makes one map, and the "
+         "map pools x into a context vector (B, C, 1, 1); transform: an nn.Sequential named "
+         "transform of a 1x1 convolution C to C // r, nn.LayerNorm([C // r, 1, 1]), ReLU and a "
+         "1x1 convolution C // r to C; fusion: add the result to x at every position. The last "
+         "convolution starts at zero, so a new block is the identity.",
+    hint="in __init__: self.context = nn.Conv2d(channels, 1, 1); hidden = channels // "
+         "reduction; self.transform = nn.Sequential(nn.Conv2d(channels, hidden, 1), "
+         "nn.LayerNorm([hidden, 1, 1]), nn.ReLU(), nn.Conv2d(hidden, channels, 1)); then "
+         "nn.init.zeros_(self.transform[-1].weight) and the same for its bias. In forward: "
+         "a = torch.softmax(self.context(x).flatten(1), dim=1) is (B, N); c = x.flatten(2) @ "
+         "a[:, :, None] is (B, C, 1); return x + self.transform(c[..., None]).")
+def GlobalContext(cls: Callable) -> Callable:
+    """Notebook 07: ``class GlobalContext(nn.Module)``, ``(channels, reduction=16)`` with
+    ``context`` and ``transform``; x (B, C, H, W) -> x + transform(softmax-pooled context),
+    starting as the identity."""
+    from . import modules
+
+    builds = [Case((8,), {"reduction": 2}), Case((12,), {"reduction": 3}), Case((32,)),
+              Case((6,), {"reduction": 1})]
+    shapes = [[(2, 8, 5, 3), (1, 8, 4, 4)], [(2, 12, 3, 6)], [(2, 32, 2, 3)],
+              [(1, 6, 7, 2), (3, 6, 1, 1)]]
+    return check_module(cls, modules.GlobalContext, builds, shapes, title="GlobalContext",
+                        fresh=_gc_starts_as_identity)
 
 
 @exercise(
@@ -1625,3 +1708,27 @@ def eca_gate(fn: Callable) -> Callable:
              Case((rng.normal(size=(3, 4, 1, 1)), np.array([0.0, 1.0, 0.0])))]
     return check_exercise(
         fn, lambda x, w: reference.eca_forward(x, w)[1], cases, title="eca_gate")
+
+
+@exercise(
+    points=2,
+    idea="squeeze each channel to its mean over H and W, read the C means as one sequence of "
+         "length C (one input channel), slide one k-tap kernel along it with no bias and k // 2 "
+         "zeros padded at each end, so that each channel's window is centred on it, take the "
+         "sigmoid and scale each channel of x. k is kernel_size when given, else psi(C) as the "
+         "paper's code listing rounds it (truncate, then make an even value odd by adding 1).",
+    hint="in __init__: t = int(abs((np.log2(channels) + 1) / 2)); k = kernel_size if "
+         "kernel_size is not None else (t if t % 2 else t + 1); self.conv = nn.Conv1d(1, 1, k, "
+         "padding=k // 2, bias=False). In forward: y = x.mean((2, 3))[:, None, :] is (B, 1, C); "
+         "s = torch.sigmoid(self.conv(y))[:, 0] is (B, C); return x * s[:, :, None, None].")
+def ECA(cls: Callable) -> Callable:
+    """Notebook 07: ``class ECA(nn.Module)``, ``(channels, kernel_size=None)`` with ``conv`` (a
+    bias-free nn.Conv1d(1, 1, k)); x (B, C, H, W) -> x * sigmoid(conv1d over channels of
+    mean_hw x), k from C when not given."""
+    from . import modules
+
+    builds = [Case((16,)), Case((128,)), Case((2048,)), Case((10,), {"kernel_size": 5}),
+              Case((7,), {"kernel_size": 1})]
+    shapes = [[(2, 16, 3, 5), (1, 16, 4, 4)], [(2, 128, 2, 3)], [(1, 2048, 2, 1)],
+              [(3, 10, 4, 2)], [(2, 7, 3, 3)]]
+    return check_module(cls, modules.EfficientChannelAttention, builds, shapes, title="ECA")

@@ -259,25 +259,66 @@ class FrameWise(nn.Module):
         return y.reshape(b, t, c, h, w).transpose(1, 2)
 
 
+def sinusoidal_position_code(channels: int, frames: int, height: int, width: int,
+                             base: float = 10000.0) -> torch.Tensor:
+    """A fixed position code (channels, frames, height, width) for a (T, H, W) grid.
+
+    The sinusoids of Vaswani et al. (2017), ``sin(p * w_k)`` and ``cos(p * w_k)`` with
+    ``w_k = base ** (-k / m)``, k = 0..m-1, applied to each axis separately: the first 2m
+    channels code t, the next 2m code h, the next 2m code w, with m = channels // 6; any
+    channels left over are zero. For two positions, the dot product of their codes is
+    ``sum_k cos(w_k * offset)`` per axis: it depends only on the offset, and it is largest
+    (m) when the two share that coordinate.
+    """
+    channels = positive_int(channels, "channels")
+    frames, height = positive_int(frames, "frames"), positive_int(height, "height")
+    width = positive_int(width, "width")
+    if isinstance(base, bool) or not isinstance(base, int | float) or not base > 1:
+        raise ValueError(f"base must be a number greater than 1, got {base!r}")
+    m = channels // 6
+    if m == 0:
+        raise ValueError(f"channels must be at least 6 (a sine and a cosine per axis), "
+                         f"got {channels}")
+    omega = float(base) ** (-torch.arange(m, dtype=torch.float64) / m)            # (m,)
+    code = torch.zeros(channels, frames, height, width, dtype=torch.float64)
+    for axis, size in enumerate((frames, height, width)):
+        angle = torch.arange(size, dtype=torch.float64)[:, None] * omega           # (size, m)
+        shape = [1, 1, 1]
+        shape[axis] = size
+        for j, part in enumerate((angle.sin(), angle.cos())):
+            first = 2 * m * axis + j * m
+            code[first:first + m] = part.T.reshape(m, *shape)
+    return code.float()
+
+
 class VideoNonLocal(nn.Module):
     """A non-local block on (B, C, T, H, W) whose affinities span space and time
     ('spacetime': N = T*H*W positions), one frame ('space': N = H*W, frames folded into the
-    batch) or one position across frames ('time': N = T). Keyword arguments go to
-    ``NonLocalBlock``."""
+    batch) or one position across frames ('time': N = T). ``position=True`` adds
+    ``sinusoidal_position_code`` to the input first, as a transformer adds its position
+    embedding to the tokens, so the block can compare where and when as well as what.
+    Other keyword arguments go to ``NonLocalBlock``."""
 
-    def __init__(self, channels: int, affinity: str = "spacetime", **kwargs):
+    def __init__(self, channels: int, affinity: str = "spacetime", position: bool = False,
+                 **kwargs):
         super().__init__()
         from .modules import NonLocalBlock
 
         if affinity not in NL_AFFINITIES:
             raise ValueError(f"affinity must be one of {NL_AFFINITIES}, got {affinity!r}")
         self.affinity = affinity
+        self.position = boolean(position, "position")
         self.block = NonLocalBlock(channels, dim={"spacetime": 3, "space": 2, "time": 1}[affinity],
                                    **kwargs)
+        if self.position and channels < 6:
+            raise ValueError(f"position=True needs channels >= 6 for the position code, "
+                             f"got {channels}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_clips(x, "VideoNonLocal")
         b, c, t, h, w = x.shape
+        if self.position:
+            x = x + sinusoidal_position_code(c, t, h, w).to(x.device, x.dtype)
         if self.affinity == "spacetime":
             return self.block(x)
         if self.affinity == "space":
@@ -411,5 +452,6 @@ def video_models() -> dict[str, Callable[[], nn.Module]]:
         "i3d+nl space": partial(nl, affinity="space"),
         "i3d+nl time": partial(nl, affinity="time"),
         "i3d+nl space,time": partial(nl, affinity=("space", "time"), blocks=2),
+        "i3d+nl+position": partial(nl, position=True),
         "tsn+pyramid": partial(SegmentPyramidNet, ia_weight=0.01),   # beta as in notebook 05
     }

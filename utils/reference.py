@@ -695,6 +695,22 @@ def init_gc(channels: int, reduction: int, rng: np.random.Generator) -> Params:
             for k, s in shapes.items()}
 
 
+def _gc_params(x: np.ndarray, params: Params) -> Params:
+    """The global-context parameters for x (B, C, H, W), as float64 arrays of checked shapes."""
+    if not isinstance(params, dict) or "w1" not in params:
+        raise ValueError("params must hold 'w_k', 'b_k', 'w1', 'b1', 'ln_gamma', 'ln_beta', "
+                         "'w2' and 'b2' (see gc_param_shapes)")
+    shapes = _gc_shapes(x.shape[1], np.shape(params["w1"])[0])
+    missing = set(shapes) - set(params)
+    if missing:
+        raise ValueError(f"params is missing {sorted(missing)} (see gc_param_shapes)")
+    p = {k: np.asarray(params[k], dtype=np.float64) for k in shapes}
+    for k, s in shapes.items():
+        if p[k].shape != s:
+            raise ValueError(f"params[{k!r}] must have shape {s}, got {p[k].shape}")
+    return p
+
+
 def gc_forward(x: np.ndarray, params: Params, eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
     """Global context block (Cao et al., 2019), the channel-add form. x: (B, C, H, W).
 
@@ -703,18 +719,7 @@ def gc_forward(x: np.ndarray, params: Params, eps: float = 1e-5) -> tuple[np.nda
     position. Returns (out, a).
     """
     x = _check_x(x)
-    b, c = x.shape[:2]
-    if "w1" not in params:
-        raise ValueError("params must hold 'w_k', 'b_k', 'w1', 'b1', 'ln_gamma', 'ln_beta', "
-                         "'w2' and 'b2' (see gc_param_shapes)")
-    shapes = _gc_shapes(c, np.shape(params["w1"])[0])
-    missing = set(shapes) - set(params)
-    if missing:
-        raise ValueError(f"params is missing {sorted(missing)} (see gc_param_shapes)")
-    p = {k: np.asarray(params[k], dtype=np.float64) for k in shapes}
-    for k, s in shapes.items():
-        if p[k].shape != s:
-            raise ValueError(f"params[{k!r}] must have shape {s}, got {p[k].shape}")
+    p = _gc_params(x, params)
     context, a = gc_context(x, p["w_k"], p["b_k"])
     h = context @ p["w1"].T + p["b1"]
     h = (h - h.mean(axis=1, keepdims=True)) / np.sqrt(h.var(axis=1, keepdims=True) + eps)
@@ -742,10 +747,40 @@ def gc_context(x: np.ndarray, w_k: np.ndarray, b_k: float) -> tuple[np.ndarray, 
     return np.einsum("bcn,bn->bc", flat, a), a
 
 
+def gc_as_nonlocal(x: np.ndarray, params: Params,
+                   eps: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
+    """The global context block computed the non-local way, with the same attention row for
+    every query: GCNet's starting point, O(N^2 C) where :func:`gc_forward` is O(N C).
+
+    A[b, i, :] = softmax_j(w_k . x_j + b_k) for every query i, an explicit (B, N, N) matrix;
+    each query aggregates its own context y_i = sum_j A_ij x_j and transforms it,
+    t_i = W2 ReLU(LayerNorm(W1 y_i + b1)) + b2; z_i = x_i + t_i. The output equals
+    gc_forward's. x: (B, C, H, W). Returns (z (B, C, H, W), A (B, N, N)).
+    """
+    x = _check_x(x)
+    p = _gc_params(x, params)
+    eps = positive_float(eps, "eps")
+    b, c, h, w = x.shape
+    n = h * w
+    tokens = x.reshape(b, c, n).transpose(0, 2, 1)                  # (B, N, C), one row a position
+    scores = tokens @ p["w_k"] + p["b_k"]                            # (B, N), one score per key
+    row = np.exp(scores - scores.max(axis=1, keepdims=True))
+    row /= row.sum(axis=1, keepdims=True)
+    attention = np.repeat(row[:, None, :], n, axis=1)               # (B, N, N), equal rows
+    y = attention @ tokens                                           # (B, N, C), per query
+    hidden = y @ p["w1"].T + p["b1"]                                 # (B, N, C/r)
+    hidden = (hidden - hidden.mean(axis=-1, keepdims=True)) / np.sqrt(
+        hidden.var(axis=-1, keepdims=True) + eps)                    # LayerNorm per query
+    hidden = np.maximum(hidden * p["ln_gamma"] + p["ln_beta"], 0.0)
+    t = hidden @ p["w2"].T + p["b2"]                                 # (B, N, C)
+    return x + t.transpose(0, 2, 1).reshape(b, c, h, w), attention
+
+
 def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
-    """ECA's adaptive kernel size k = |log2(C)/gamma + b/gamma|_odd, as the authors' code
-    computes it: truncate to an integer, then add 1 if even. This is the nearest odd number
-    except at even values, where the paper's "nearest odd" is a tie and the code rounds up."""
+    """ECA's adaptive kernel size k = |log2(C)/gamma + b/gamma|_odd, as the PyTorch listing in
+    the ECA paper computes it: truncate to an integer, then add 1 if even. This is the nearest
+    odd number except at even values, where the paper's "nearest odd" is a tie and the listing
+    rounds up."""
     channels = positive_int(channels, "channels")
     gamma = positive_int(gamma, "gamma")
     b = positive_int(b, "b", minimum=0)

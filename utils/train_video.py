@@ -1,6 +1,7 @@
 """Train, resume and evaluate the video models of notebook 06 from the command line.
 
     python -m utils.train_video --model i3d+nl --epochs 8 --seeds 0 1 2 --save runs
+    python -m utils.train_video --model all --csv sweep.csv
     python -m utils.train_video --evaluate runs/i3d-nl_seed0_full.pt
     python -m utils.train_video --resume runs/i3d-nl_seed0_full.pt --epochs 2 --save runs2
     torchrun --nproc_per_node 2 -m utils.train_video --model i3d+nl --epochs 8
@@ -8,10 +9,13 @@
 ``--fast`` uses the sizes of the course's fast mode (also switched on by ``ACV_FAST=1``).
 ``--save DIR`` writes one checkpoint per seed, ``DIR/<model>_seed<S>_<mode>.pt``: the weights
 with the model's name, the seed, the mode, the epochs trained and the test accuracy. It never
-overwrites a file unless ``--overwrite`` is given. ``--evaluate PATH`` tests a checkpoint;
-``--resume PATH`` trains a checkpoint's weights for ``--epochs`` more epochs (with a fresh
-optimiser and learning-rate schedule: the checkpoint holds the weights only). Checkpoints are
-read with ``torch.load(weights_only=True)``, which cannot run code stored in the file.
+overwrites a file unless ``--overwrite`` is given. ``--csv PATH`` appends one row per run to a
+table of results (model, seed, mode, epochs, accuracy overall and per class, seconds, threads,
+versions, date); ``--model`` takes several names, or ``all``. ``--evaluate PATH`` tests a
+checkpoint; ``--resume PATH`` trains a checkpoint's weights for ``--epochs`` more epochs (with
+a fresh optimiser and learning-rate schedule: the checkpoint holds the weights only).
+Checkpoints are read with ``torch.load(weights_only=True)``, which cannot run code stored in
+the file.
 
 Every argument, the output folder and the checkpoint are checked before any data is built.
 Under ``torchrun`` the processes train one model data-parallel (DistributedDataParallel;
@@ -22,24 +26,33 @@ averaged; each process then saves its copy of the weights with ``_rank<R>`` in t
 from __future__ import annotations
 
 import argparse
+import csv
+import datetime
+import io
 import math
 import os
+import platform
 import re
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .benchmark import _device_name
 from .datasets import CLIP_CLASSES, LONG_RANGE, moving_digits
 from .models import video_models
 from .runtime import environment_report, fast_mode, get_device, seed_everything
-from .training import PROGRESS, evaluate, train_classifier
+from .training import PROGRESS, TrainResult, evaluate, train_classifier
 
 CHECKPOINT_FORMAT = "acv-video-checkpoint"
 CHECKPOINT_VERSION = 1
-SEEDS = {"fast": [0, 1], "full": [0, 1, 2]}              # notebook 06's seeds in each mode
+SEEDS = {"fast": [0, 1], "full": [0, 1, 2, 3, 4]}        # the sweep's seeds in each mode
+CSV_FIELDS = ("model", "seed", "mode", "epochs", "lr", "batch_size", "train_clips",
+              "test_clips", "accuracy", *(f"class{k}" for k in range(len(CLIP_CLASSES))),
+              "seconds", "threads", "device", "torch", "python", "date")
 
 
 def video_experiment(fast: bool | None = None) -> dict:
@@ -124,9 +137,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     models = video_models()
     parser = argparse.ArgumentParser(prog="python -m utils.train_video", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=sorted(models), default=None,
-                        help="which network to train (with --resume/--evaluate: the "
-                             "checkpoint's, and it must match)")
+    parser.add_argument("--model", choices=[*sorted(models), "all"], default=None, nargs="+",
+                        help="which networks to train, one after the other ('all': every "
+                             "one; with --resume/--evaluate: one, the checkpoint's)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="passes over the training clips (default: the notebook's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
@@ -143,6 +156,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="folder for one checkpoint per seed")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace checkpoints that already exist in --save")
+    parser.add_argument("--csv", type=Path, default=None,
+                        help="append one row per run to this results table (made if missing)")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--resume", type=Path, default=None, metavar="PATH",
                         help="train this checkpoint's weights for --epochs more epochs")
@@ -164,6 +179,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          f"checkpoint), got {args.seeds}")
     args.checkpoint = None
     args.mode = "fast" if args.fast or fast_mode() else "full"
+    chosen = args.model or []
+    args.models = list(models) if "all" in chosen else list(dict.fromkeys(chosen))
+    args.model = args.models[0] if len(args.models) == 1 else None
     given = args.resume or args.evaluate
     if given is not None:
         flag = "--resume" if args.resume else "--evaluate"
@@ -172,10 +190,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         except ValueError as exc:
             parser.error(f"{flag}: {exc}")
         held = args.checkpoint["model"]
-        if args.model is not None and args.model != held:
-            parser.error(f"{flag}: {given} holds {held!r} weights, not {args.model!r}; drop "
-                         f"--model or name the checkpoint of {args.model!r}")
-        args.model = held
+        if args.models and args.models != [held]:
+            parser.error(f"{flag}: {given} holds {held!r} weights, not "
+                         f"{' '.join(args.models)!r}; drop --model or name the checkpoint of "
+                         f"{args.models[0]!r}")
+        args.model, args.models = held, [held]
         if args.seeds is not None:
             parser.error(f"{flag}: the seed is the checkpoint's ({args.checkpoint['seed']}); "
                          f"drop --seeds")
@@ -185,8 +204,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          f"continue it in the same mode ({fix})")
         if args.evaluate is not None and (args.save or args.epochs or args.clips):
             parser.error("--evaluate only tests a checkpoint: drop --save, --epochs and --clips")
-    elif args.model is None:
+    elif not args.models:
         parser.error("--model is required (unless --resume or --evaluate names a checkpoint)")
+    if args.csv is not None:
+        if args.evaluate is not None:
+            parser.error("--csv records training runs; --evaluate trains nothing")
+        why = _csv_problem(args.csv)
+        if why is not None:
+            parser.error(f"--csv: {why}")
     args.run_seeds = ([args.checkpoint["seed"]] if args.checkpoint is not None
                       else args.seeds if args.seeds is not None else SEEDS[args.mode])
     if args.save is not None:
@@ -194,14 +219,98 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if why is not None:
             parser.error(f"--save: cannot write checkpoints to {args.save}: {why}")
         _, world, rank = _distributed_env()
-        clash = [args.save / checkpoint_name(args.model, s, args.mode,
-                                             rank if world > 1 else None)
-                 for s in args.run_seeds]
+        clash = [args.save / checkpoint_name(m, s, args.mode, rank if world > 1 else None)
+                 for m in args.models for s in args.run_seeds]
         clash = [str(p) for p in clash if p.exists()]
         if clash and not args.overwrite:
             parser.error(f"--save: {', '.join(clash)} already exist; pass --overwrite to "
                          f"replace them, or choose another folder")
     return args
+
+
+def _csv_problem(path: Path) -> str | None:
+    """Why rows cannot be appended to ``path`` (None when they can): its folder must be
+    writable, and an existing file must be a results table with this command's columns."""
+    path = Path(path)
+    if path.exists():
+        if not path.is_file():
+            return f"{path} exists and is not a file"
+        header = next((line for line in path.read_text().splitlines()
+                       if line and not line.startswith("#")), None)
+        if header is not None and header.split(",") != list(CSV_FIELDS):
+            return (f"{path} is not a results table of this command (its columns are not "
+                    f"{','.join(CSV_FIELDS)}); choose another file")
+        if not os.access(path, os.W_OK):
+            return f"{path} is not writable"
+        return None
+    why = _writable_folder(path.parent)
+    return None if why is None else f"cannot write to {path.parent}: {why}"
+
+
+def append_result(path: Path, row: dict) -> None:
+    """Append one run's row to the results table ``path``, writing the header (a comment line
+    saying what wrote it, then the columns) if the file is new. One ``write`` per row, in
+    append mode, so processes appending to one file do not interleave their lines."""
+    path = Path(path)
+    missing = set(CSV_FIELDS) - set(row)
+    if missing:
+        raise ValueError(f"row lacks the columns {sorted(missing)}")
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow([row[k] for k in CSV_FIELDS])
+    line = buffer.getvalue()
+    if not path.exists():
+        with open(path, "a") as f:
+            if f.tell() == 0:
+                f.write("# results of python -m utils.train_video --csv: one row per run\n"
+                        + ",".join(CSV_FIELDS) + "\n")
+    with open(path, "a") as f:
+        f.write(line)
+
+
+def read_results(path: Path) -> list[dict]:
+    """The rows of a results table written with ``--csv``: numbers as int or float."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file")
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    if not lines or lines[0].split(",") != list(CSV_FIELDS):
+        raise ValueError(f"{path} is not a results table of python -m utils.train_video --csv")
+    rows = []
+    for row in csv.DictReader(lines):
+        for key in ("seed", "epochs", "batch_size", "train_clips", "test_clips", "threads"):
+            row[key] = int(row[key])
+        for key in ("lr", "accuracy", "seconds", *(f"class{k}" for k in range(len(CLIP_CLASSES)))):
+            row[key] = float(row[key])
+        rows.append(row)
+    return rows
+
+
+def sweep_results(rows: list[dict], mode: str = "full") -> dict[str, list[TrainResult]]:
+    """The runs of a results table as ``compare_models`` returns them: model name -> one
+    ``TrainResult`` per seed (sorted), in the order of ``video_models()``, for the tables of
+    ``utils.training``. Each result's ``model`` is a freshly built network of that name (its
+    parameters are counted; its weights are not the trained ones), and it has no losses."""
+    if mode not in SEEDS:
+        raise ValueError(f"mode must be 'fast' or 'full', got {mode!r}")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and set(CSV_FIELDS) <= set(r)
+                                             for r in rows):
+        raise ValueError("rows must be a list of result rows, as read_results returns")
+    builders = video_models()
+    results: dict[str, list[TrainResult]] = {}
+    for name, build in builders.items():
+        mine = sorted((r for r in rows if r["model"] == name and r["mode"] == mode),
+                      key=lambda r: r["seed"])
+        seeds = [r["seed"] for r in mine]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"rows hold seed {max(seeds, key=seeds.count)} of {name!r} twice")
+        if mine:
+            model = build()
+            results[name] = [TrainResult(
+                accuracy=r["accuracy"], losses=[], seconds=r["seconds"], model=model,
+                seed=r["seed"],
+                per_class=np.array([r[f"class{k}"] for k in range(len(CLIP_CLASSES))]))
+                for r in mine]
+    return results
 
 
 def _distributed_env() -> tuple[bool, int, int]:
@@ -212,12 +321,58 @@ def _distributed_env() -> tuple[bool, int, int]:
     return True, int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
 
 
-def _checkpoint(run, args: argparse.Namespace, seed: int, epochs: int) -> dict:
+def _checkpoint(run, args: argparse.Namespace, name: str, seed: int, epochs: int) -> dict:
     done = epochs + (args.checkpoint["epochs"] if args.checkpoint is not None else 0)
-    return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": args.model,
+    return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model": name,
             "seed": seed, "mode": args.mode, "epochs": done, "lr": args.lr,
             "accuracy": run.accuracy, "torch": str(torch.__version__),
             "state_dict": {k: v.detach().cpu() for k, v in run.model.state_dict().items()}}
+
+
+def _train_seeds(name: str, args: argparse.Namespace, train, test, epochs: int,
+                 batch_size: int, device: torch.device, say: Callable, rank: int | None) -> None:
+    """Train model ``name`` once per seed; save, record and report each run."""
+    seeds = args.run_seeds
+    start = f" from {args.resume} ({args.checkpoint['epochs']} epochs)" if args.resume else ""
+    say(f"model {name}{start}: {len(train)} training and {len(test)} test clips of "
+        f"{train.clips.shape[2]} frames of {train.clips.shape[3]} px, {epochs} epochs, "
+        f"batch {batch_size}, seeds {seeds}, device {device}")
+    accuracies = []
+    for seed in seeds:
+        seed_everything(seed)
+        if args.checkpoint is not None:
+            model = _model_from(args.checkpoint, args.resume)
+        else:
+            model = video_models()[name]()
+        run = train_classifier(model, train, test, epochs=epochs, batch_size=batch_size,
+                               lr=args.lr, seed=seed, device=device, progress=args.progress)
+        accuracies.append(run.accuracy)
+        long_range = np.nanmean(run.per_class[list(LONG_RANGE)])
+        say(f"seed {seed}: test accuracy {run.accuracy:.1%} (long-range classes "
+            f"{long_range:.1%}), {run.seconds:.1f} s")
+        say("  per class: " + ", ".join(f"{label} {acc:.0%}"
+                                       for label, acc in zip(CLIP_CLASSES, run.per_class,
+                                                             strict=True)))
+        if args.save is not None:
+            path = args.save / checkpoint_name(name, seed, args.mode, rank)
+            partial = path.with_name(path.name + f".{os.getpid()}.partial")
+            torch.save(_checkpoint(run, args, name, seed, epochs), partial)
+            os.replace(partial, path)                   # a crash never leaves half a file
+            say(f"  saved {path}")
+        if args.csv is not None and not rank:
+            append_result(args.csv, {
+                "model": name, "seed": seed, "mode": args.mode,
+                "epochs": epochs + (args.checkpoint["epochs"] if args.checkpoint else 0),
+                "lr": args.lr, "batch_size": batch_size, "train_clips": len(train),
+                "test_clips": len(test), "accuracy": f"{run.accuracy:.6f}",
+                **{f"class{k}": f"{acc:.6f}" for k, acc in enumerate(run.per_class)},
+                "seconds": f"{run.seconds:.1f}", "threads": torch.get_num_threads(),
+                "device": _device_name(device), "torch": torch.__version__,
+                "python": platform.python_version(),
+                "date": datetime.date.today().isoformat()})
+    if len(accuracies) > 1:
+        say(f"mean over {len(accuracies)} seeds: {np.mean(accuracies):.1%} "
+            f"± {np.std(accuracies, ddof=1):.1%} (standard deviation)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,38 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.clips is not None:
         train = train.subset(np.arange(min(args.clips, len(train))))
     epochs = args.epochs or setup["epochs"]
-    seeds = args.run_seeds
-    batch_size = min(args.batch_size or setup["batch_size"], len(train))
-    start = f" from {args.resume} ({args.checkpoint['epochs']} epochs)" if args.resume else ""
-    say(f"model {args.model}{start}: {len(train)} training and {len(test)} test clips of "
-        f"{train.clips.shape[2]} frames of {train.clips.shape[3]} px, {epochs} epochs, "
-        f"batch {batch_size}, seeds {seeds}, device {device}")
-    accuracies = []
-    for seed in seeds:
-        seed_everything(seed)
-        if args.checkpoint is not None:
-            model = _model_from(args.checkpoint, args.resume)
-        else:
-            model = video_models()[args.model]()
-        run = train_classifier(model, train, test, epochs=epochs, batch_size=batch_size,
-                               lr=args.lr, seed=seed, device=device, progress=args.progress)
-        accuracies.append(run.accuracy)
-        long_range = np.nanmean(run.per_class[list(LONG_RANGE)])
-        say(f"seed {seed}: test accuracy {run.accuracy:.1%} (long-range classes "
-            f"{long_range:.1%}), {run.seconds:.1f} s")
-        say("  per class: " + ", ".join(f"{name} {acc:.0%}"
-                                       for name, acc in zip(CLIP_CLASSES, run.per_class,
-                                                            strict=True)))
-        if args.save is not None:
-            path = args.save / checkpoint_name(args.model, seed, args.mode,
-                                               rank if world > 1 else None)
-            partial = path.with_name(path.name + f".{os.getpid()}.partial")
-            torch.save(_checkpoint(run, args, seed, epochs), partial)
-            os.replace(partial, path)                   # a crash never leaves half a file
-            say(f"  saved {path}")
-    if len(accuracies) > 1:
-        say(f"mean over {len(accuracies)} seeds: {np.mean(accuracies):.1%} "
-            f"± {np.std(accuracies, ddof=1):.1%} (standard deviation)")
+    for name in args.models:
+        _train_seeds(name, args, train, test, epochs,
+                     min(args.batch_size or setup["batch_size"], len(train)), device, say,
+                     rank if world > 1 else None)
     if distributed:
         import torch.distributed as dist
 
