@@ -260,14 +260,10 @@ class TinyViT(nn.Module):
         return [block.attn for block in self.blocks]
 
 
-def vit_parameter_count(image_size: int | tuple[int, int], patch_size: int, in_channels: int,
-                        num_classes: int, dim: int, depth: int, mlp_dim: int) -> int:
-    """Parameters of ``TinyViT`` with these sizes (the number of heads does not change it):
-
-    patch embedding P^2 C D + D; class token D; position embedding (N + 1) D;
-    per block: two LayerNorms 4D, attention 4(D^2 + D), MLP 2 D M + M + D;
-    final LayerNorm 2D; head D K + K.
-    """
+def _vit_sizes(image_size: int | tuple[int, int], patch_size: int, in_channels: int,
+               num_classes: int, dim: int, depth: int,
+               mlp_dim: int) -> tuple[int, int, int, int, int, int, int]:
+    """The checked sizes (N patches, P, C, K, D, M, depth) of a ``TinyViT``."""
     h, w = _pair(image_size, "image_size")
     p = positive_int(patch_size, "patch_size")
     if h % p or w % p:
@@ -276,6 +272,19 @@ def vit_parameter_count(image_size: int | tuple[int, int], patch_size: int, in_c
     d, m = positive_int(dim, "dim"), positive_int(mlp_dim, "mlp_dim")
     depth = positive_int(depth, "depth")
     n = (h // p) * (w // p)
+    return n, p, c, k, d, m, depth
+
+
+def vit_parameter_count(image_size: int | tuple[int, int], patch_size: int, in_channels: int,
+                        num_classes: int, dim: int, depth: int, mlp_dim: int) -> int:
+    """Parameters of ``TinyViT`` with these sizes (the number of heads does not change it):
+
+    patch embedding P^2 C D + D; class token D; position embedding (N + 1) D;
+    per block: two LayerNorms 4D, attention 4(D^2 + D), MLP 2 D M + M + D;
+    final LayerNorm 2D; head D K + K.
+    """
+    n, p, c, k, d, m, depth = _vit_sizes(image_size, patch_size, in_channels, num_classes, dim,
+                                         depth, mlp_dim)
     block = 4 * d + 4 * (d * d + d) + 2 * d * m + m + d
     return p * p * c * d + d + d + (n + 1) * d + depth * block + 2 * d + d * k + k
 
@@ -286,13 +295,7 @@ def vit_macs(image_size: int | tuple[int, int], patch_size: int, in_channels: in
     (matrix products and convolutions only): patch embedding N P^2 C D; per block, with
     T = N + 1 tokens, projections 4 T D^2, attention 2 T^2 D (scores and weighted sum,
     all heads together), MLP 2 T D M; head D K."""
-    h, w = _pair(image_size, "image_size")
-    p = positive_int(patch_size, "patch_size")
-    if h % p or w % p:
-        raise ValueError(f"image_size ({h}, {w}) must be a multiple of patch_size ({p})")
-    c, k = positive_int(in_channels, "in_channels"), positive_int(num_classes, "num_classes")
-    d, m = positive_int(dim, "dim"), positive_int(mlp_dim, "mlp_dim")
-    depth = positive_int(depth, "depth")
-    n = (h // p) * (w // p)
+    n, p, c, k, d, m, depth = _vit_sizes(image_size, patch_size, in_channels, num_classes, dim,
+                                         depth, mlp_dim)
     t = n + 1
     return n * p * p * c * d + depth * (4 * t * d * d + 2 * t * t * d + 2 * t * d * m) + d * k
