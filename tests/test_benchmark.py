@@ -82,3 +82,25 @@ def test_command_line_writes_markdown_and_csv(tmp_path):
                            str(csv_path)]) == 0
     assert "| SE | 16x4x4 |" in md.read_text()
     assert len(csv_path.read_text().splitlines()) == 3
+
+
+def test_malloc_thresholds_are_raised_again_after_measuring(monkeypatch):
+    """The peak-memory measurement needs every allocation above 64 KiB mmapped; left so, later
+    training in the same kernel would fault in fresh pages for every tensor."""
+    import ctypes
+
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, option, value):
+            calls.append((option, value))
+            return 1
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: FakeLibc())
+    benchmark.run([(32, 4, 4)], modules=["SE"], repeats=1, warmup=0, progress="off")
+    assert calls[:2] == [(-3, 64 * 1024), (-1, 0)]                  # while measuring
+    assert calls[2:] == [(-3, 32 * 2**20), (-1, 64 * 2**20)]        # afterwards
+    calls.clear()
+    with pytest.raises(RuntimeError), benchmark._mmap_every_allocation():
+        raise RuntimeError("a measurement failed")
+    assert calls[-2:] == [(-3, 32 * 2**20), (-1, 64 * 2**20)]       # also after an error

@@ -23,13 +23,14 @@ ECA) run on every frame of a video shape, as in notebook 06.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import math
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -201,17 +202,27 @@ def _time(module: nn.Module, x: torch.Tensor, warmup: int, repeats: int) -> floa
     return 1000 * statistics.median(times)
 
 
-def _force_mmap() -> None:
-    """Make glibc serve allocations above 64 KiB with mmap, so that freed memory leaves the
-    process and the high-water mark of each measurement starts clean (no-op elsewhere)."""
+@contextlib.contextmanager
+def _mmap_every_allocation() -> Iterator[None]:
+    """Inside: glibc serves allocations above 64 KiB with mmap, so that freed memory leaves
+    the process and the high-water mark of each measurement starts clean. On exit: thresholds
+    as glibc's dynamic rule ends up after large frees (mmap above 32 MiB, trim above 64 MiB);
+    left at 64 KiB, every later tensor allocation would fault in fresh pages, which made
+    training in the same process 1.6x slower. No-op where glibc is absent."""
     try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 64 * 1024)                  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 0)                          # M_TRIM_THRESHOLD
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
-        pass
+        yield
+        return
+    mallopt(-3, 64 * 1024)                           # M_MMAP_THRESHOLD
+    mallopt(-1, 0)                                   # M_TRIM_THRESHOLD
+    try:
+        yield
+    finally:
+        mallopt(-3, 32 * 2**20)
+        mallopt(-1, 64 * 2**20)
 
 
 def run(shapes: list[tuple[int, ...]], modules: list[str] | None = None,
@@ -229,7 +240,6 @@ def run(shapes: list[tuple[int, ...]], modules: list[str] | None = None,
         raise ValueError(f"max_affinity_gib must be a positive, finite number of GiB, got "
                          f"{max_affinity_gib!r}")
     device = device or get_device()
-    _force_mmap()
     jobs = []
     for shape in shapes:
         if len(shape) not in (3, 4):
@@ -239,41 +249,42 @@ def run(shapes: list[tuple[int, ...]], modules: list[str] | None = None,
         if unknown:
             raise ValueError(f"unknown modules {sorted(unknown)}; choose from {sorted(specs)}")
         jobs += [(shape, name, specs[name]) for name in specs if not modules or name in modules]
-    bar = Progress(len(jobs), "benchmark", progress)
-    rows = []
-    reset, read = _peak_tracker(device)
-    for shape, name, (build, plain) in jobs:
-        torch.manual_seed(0)
-        n = math.prod(shape[1:])
-        label = "x".join(map(str, shape))
-        explicit = "matmul" in name or name in ("NL dot", "NL concat")
-        keys = n // 4 if "subsample" in name else n
-        if explicit and n * keys * 4 > max_affinity_gib * 2**30:
-            rows.append(Row(name, label, device.type, str(dtype).replace("torch.", ""),
-                            0, float("nan"), float("nan"), float("nan")))
-            bar.step(f"{name} {label}: skipped (N x N too large)")
-            continue
-        module = build().eval()
-        params = count_parameters(module)
-        macs = count_macs(module, (1, *shape)) / 1e6
-        module = module.to(device=device, dtype=dtype)
-        x = torch.randn(1, *shape, device=device, dtype=dtype)
-        run_module = torch.compile(module) if compile_ else module
-        with torch.inference_mode():
-            run_module(x)                            # compile / first-call allocations
-            reset()
-            run_module(x)
-            peak = read() / 2**20
-        ms = _time(run_module, x, warmup, repeats)
-        ratio = None
-        if plain is not None:
-            twin = plain(module).to(device=device, dtype=dtype).eval()
-            twin = torch.compile(twin) if compile_ else twin
-            ratio = ms / _time(twin, x, warmup, repeats)
-        rows.append(Row(name, label, device.type, str(dtype).replace("torch.", ""), params,
-                        macs, peak, ms, ratio))
-        bar.step(f"{name} {label}: {ms:.2f} ms")
-    bar.close()
+    with _mmap_every_allocation():
+        bar = Progress(len(jobs), "benchmark", progress)
+        rows = []
+        reset, read = _peak_tracker(device)
+        for shape, name, (build, plain) in jobs:
+            torch.manual_seed(0)
+            n = math.prod(shape[1:])
+            label = "x".join(map(str, shape))
+            explicit = "matmul" in name or name in ("NL dot", "NL concat")
+            keys = n // 4 if "subsample" in name else n
+            if explicit and n * keys * 4 > max_affinity_gib * 2**30:
+                rows.append(Row(name, label, device.type, str(dtype).replace("torch.", ""),
+                                0, float("nan"), float("nan"), float("nan")))
+                bar.step(f"{name} {label}: skipped (N x N too large)")
+                continue
+            module = build().eval()
+            params = count_parameters(module)
+            macs = count_macs(module, (1, *shape)) / 1e6
+            module = module.to(device=device, dtype=dtype)
+            x = torch.randn(1, *shape, device=device, dtype=dtype)
+            run_module = torch.compile(module) if compile_ else module
+            with torch.inference_mode():
+                run_module(x)                            # compile / first-call allocations
+                reset()
+                run_module(x)
+                peak = read() / 2**20
+            ms = _time(run_module, x, warmup, repeats)
+            ratio = None
+            if plain is not None:
+                twin = plain(module).to(device=device, dtype=dtype).eval()
+                twin = torch.compile(twin) if compile_ else twin
+                ratio = ms / _time(twin, x, warmup, repeats)
+            rows.append(Row(name, label, device.type, str(dtype).replace("torch.", ""), params,
+                            macs, peak, ms, ratio))
+            bar.step(f"{name} {label}: {ms:.2f} ms")
+        bar.close()
     return rows
 
 
