@@ -139,8 +139,45 @@ def _row():
     return benchmark.Row("SE", "8x4x4", "cpu", "float32", 1, 1.0, 1.0, 1.0)
 
 
+deploy = importlib.import_module("utils.deploy")     # its entries open BAD_CALLS below
+
 # name -> [(call, message the ValueError must contain; SystemExit for command lines)]
 BAD_CALLS = {
+    "deploy.export_onnx": [
+        (lambda: deploy.export_onnx("net", torch.zeros(1, 1, 8, 8), "m.onnx"),
+         "model must be a torch.nn.Module"),
+        (lambda: deploy.export_onnx(torch.nn.Identity(), torch.zeros(2, 3), "/tmp/m.pt"),
+         "path must end in .onnx")],
+    "deploy.onnx_session": [(lambda: deploy.onnx_session("/nonexistent/m.onnx"),
+                             "path must be an existing .onnx file")],
+    "deploy.run_onnx": [(lambda: deploy.run_onnx("session", np.zeros((1, 1, 4, 4))),
+                         "session must be an onnxruntime.InferenceSession")],
+    "deploy.operators": [(lambda: deploy.operators("/nonexistent/m.onnx"),
+                          "path must be an existing .onnx file")],
+    "deploy.quantize_int8": [(lambda: deploy.quantize_int8("/nonexistent/m.onnx", "/tmp/q.onnx",
+                                                           None),
+                              "src must be an existing .onnx file")],
+    "deploy.measure": [(lambda: deploy.measure("/nonexistent/m.onnx", np.zeros((1, 1, 4, 4)),
+                                               None), "path must be an existing .onnx file")],
+    "deploy.peak_memory_mib": [(lambda: deploy.peak_memory_mib("/nonexistent/m.onnx", (1, 4)),
+                                "path must be an existing .onnx file")],
+    "deploy.measure_torch": [(lambda: deploy.measure_torch(torch.nn.Identity(), np.zeros((2, 3)),
+                                                           None, repeats=0),
+                              "repeats must be >= 1")],
+    "deploy.deploy_table": [(lambda: deploy.deploy_table([]),
+                             "rows must be a non-empty list of DeployRow")],
+    "deploy.DeployRow": [(lambda: deploy.DeployRow("m", "ONNX Runtime fp32", -1.0, 1.0),
+                          "size_kib must be a non-negative number")],
+    "deploy.nonlocal_resnet": [(lambda: deploy.nonlocal_resnet("flash"), "backend must be one of"),
+                               (lambda: deploy.nonlocal_resnet(stage=4),
+                                "stage must be between 1 and 3")],
+    "deploy.deployment_study": [(lambda: deploy.deployment_study({}, X4, np.zeros(2, int), X4,
+                                                                 "/tmp"),
+                                 "models must be a non-empty dict")],
+    "deploy.nonlocal_scaling": [(lambda: deploy.nonlocal_scaling("/nonexistent"),
+                                 "folder must be an existing folder")],
+    "deploy.study_sizes": [(lambda: deploy.study_sizes("medium"),
+                            "mode must be None, 'fast' or 'full'")],
     "benchmark.PlainSE": [(lambda: benchmark.PlainSE("se"), "se must be a SqueezeExcitation")],
     "benchmark.PlainECA": [(lambda: benchmark.PlainECA(3), "eca must be an EfficientChannel")],
     "benchmark.PlainGC": [(lambda: benchmark.PlainGC(None), "gc must be a GlobalContext")],
@@ -552,6 +589,30 @@ BAD_CALLS = {
                                                                    Path("/tmp/w")),
                                   "course must be the folder of the student edition")],
     "workspace.main": [(lambda: workspace.main(["--bogus"]), SystemExit)],
+    # temporal attention and its experiment (notebook 08)
+    "reference.temporal_param_shapes": [(lambda: reference.temporal_param_shapes(4, 8),
+                                         "reduction (8) must not exceed channels (4)")],
+    "reference.init_temporal": [(lambda: reference.init_temporal(8, 2, rng=3),
+                                 "rng must be a numpy")],
+    "reference.temporal_weights": [(lambda: reference.temporal_weights(np.ones((2, 8)), {}),
+                                    "s must have 3 dimensions")],
+    "reference.temporal_attention": [(lambda: reference.temporal_attention(X4, {}),
+                                      "x must have 5 dimensions")],
+    "reference.temporal_attention_backward": [
+        (lambda: reference.temporal_attention_backward(X4, ()),
+         "cache must be the cache that temporal_attention returned")],
+    "modules.TemporalAttention": [(lambda: modules.TemporalAttention(8, reduction=16),
+                                   "reduction (16) must not exceed channels (8)"),
+                                  (lambda: modules.TemporalAttention(8)(torch.ones(1, 8, 3, 3)),
+                                   "expects x of shape (B, C, T, H, W)")],
+    "models.event_models": [(lambda: models.event_models()["i3d+temporal"]()(
+        torch.ones(1, 1, 4, 8)), "expects x of shape (B, C, T, H, W)")],
+    "datasets.brief_event_clips": [(lambda: datasets.brief_event_clips(10, split="val"),
+                                    "split must be one of"),
+                                   (lambda: datasets.brief_event_clips(10, frames=3),
+                                    "frames must be >= 4")],
+    "datasets.event_experiment": [(lambda: datasets.event_experiment(fast="yes"),
+                                   "fast must be True, False or None")],
 }
 
 # Public names with no argument a learner could get wrong (no arguments, records that the
@@ -574,6 +635,44 @@ NO_INPUT = {
     "training.TrainResult": "a result record; the table functions refuse anything else",
     "student.MarkerError": "an exception type, raised for unbalanced solution markers",
 }
+
+# utils.reid (notebook 08, video re-identification), kept in one block.
+reid = importlib.import_module("utils.reid")
+BAD_CALLS.update({
+    "reid.ReidClips": [(lambda: reid.ReidClips(np.zeros((2, 1, 4, 8, 8)), np.zeros(2, int),
+                                               np.zeros(2, int)), "clips must be (N, 3, T, S, S)")],
+    "reid.reid_clips": [(lambda: reid.reid_clips(3, 1), "clips_per_identity must be >= 2"),
+                        (lambda: reid.reid_clips(3, 2, split="val"), "split must be one of")],
+    "reid.query_gallery": [(lambda: reid.query_gallery(np.zeros(3, int), np.zeros(2, int)),
+                            "camera must hold 3 values")],
+    "reid.cmc": [(lambda: reid.cmc(np.ones((2, 3)), np.zeros(2, int), np.zeros(3, int), ranks=()),
+                  "ranks must be a non-empty sequence")],
+    "reid.mean_average_precision": [(lambda: reid.mean_average_precision(
+        np.ones((2, 3)), np.zeros(2, int), np.zeros(3, int), query_cams=np.zeros(2, int)),
+        "query_cams and gallery_cams must be given together")],
+    "reid.evaluate_retrieval": [(lambda: reid.evaluate_retrieval(np.ones(3), np.zeros(3, int),
+                                                                 np.zeros(3, int)),
+                                 "distances must have 2 dimensions")],
+    "reid.batch_hard_triplet_loss": [(lambda: reid.batch_hard_triplet_loss(
+        torch.ones(4), torch.zeros(4, dtype=torch.long)), "embeddings must be a tensor (B, D)")],
+    "reid.PKSampler": [(lambda: reid.PKSampler(np.arange(4), p=2, k=1), "k must be >= 2")],
+    "reid.ReidNet": [(lambda: reid.ReidNet(non_local=3), "non_local must be 0, 1 or 2")],
+    "reid.train_reid": [(lambda: reid.train_reid("net", None, epochs=1, p=2, k=2),
+                         "model must be a torch.nn.Module")],
+    "reid.embed_clips": [(lambda: reid.embed_clips(torch.nn.Linear(2, 2), np.zeros(3)),
+                          "data must be ReidClips")],
+    "reid.euclidean_distances": [(lambda: reid.euclidean_distances(np.ones((2, 3)), np.ones((2, 4))),
+                                  "a and b must have the same width")],
+    "reid.evaluate_reid": [(lambda: reid.evaluate_reid(torch.nn.Linear(2, 2), None),
+                            "test must be ReidClips")],
+    "reid.draw_retrieval": [(lambda: reid.draw_retrieval(np.zeros((3, 4, 8, 8)),
+                                                         np.zeros((2, 3, 4, 8, 8)), np.array([1, 0])),
+                             "correct must be a bool array")],
+})
+NO_INPUT.update({
+    "reid.ReidResult": "a result record that train_reid builds",
+    "reid.reid_experiment": "no arguments",
+})
 
 
 def _public_names() -> set[str]:

@@ -835,6 +835,108 @@ def _evaluate_inference_mode(model, batches):
     return loss_sum / seen, hits / seen
 
 
+def _temporal_w(s, p, axis=1, gate="softmax", relu=True, bias=True, transpose=True,
+                factor=False, stable=True):
+    """A learner's temporal_weights: right by default, each argument one way to get it wrong."""
+    b, c, t = s.shape
+    z = s.transpose(0, 2, 1) if transpose else s.reshape(b, t, c)
+    h = z @ p["w1"].T + (p["b1"] if bias else 0)
+    e = (np.maximum(h, 0) if relu else h) @ p["w2"].T + p["b2"]           # (B, T, 1)
+    if gate == "sigmoid":
+        a = functional.sigmoid(e[..., 0])
+    elif gate == "singleton":                    # softmax over the score's axis of size 1
+        a = functional.softmax(e, axis=-1)[..., 0]
+    elif stable:
+        a = functional.softmax(e[..., 0], axis=axis)
+    else:
+        ex = np.exp(e[..., 0])
+        a = ex / ex.sum(axis=axis, keepdims=True)
+    return a * t if factor else a
+
+
+def _temporal_w_einsum(s, p):
+    """Right: einsum over the channels, SciPy's softmax over the frames."""
+    h = np.maximum(np.einsum("bct,hc->bth", s, p["w1"]) + p["b1"], 0)
+    return scipy.special.softmax(h @ p["w2"][0] + p["b2"][0], axis=1)
+
+
+def _temporal_w_torch(s, p):
+    """Right: the same in PyTorch (float64), back to NumPy."""
+    t = {k: torch.tensor(v) for k, v in p.items()}
+    z = torch.tensor(s).permute(0, 2, 1)
+    e = F.linear(F.relu(F.linear(z, t["w1"], t["b1"])), t["w2"], t["b2"]).squeeze(-1)
+    return torch.softmax(e, dim=-1).numpy()
+
+
+def _ta_module(squeeze=lambda x: x.mean((3, 4)), gate="softmax", dim=1, factor=True,
+               relu=True, zero=("fc2",), bias=True, transpose=True, output="reweight"):
+    """A learner's TemporalAttention: right by default, each argument one way to get it wrong."""
+    class TemporalAttention(nn.Module):
+        def __init__(self, channels, reduction=4):
+            super().__init__()
+            hidden = channels // reduction
+            self.fc1 = nn.Linear(channels, hidden)
+            self.fc2 = nn.Linear(hidden, 1, bias=bias)
+            for name in zero:
+                layer = getattr(self, name)
+                nn.init.zeros_(layer.weight)
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
+
+        def forward(self, x):
+            s = squeeze(x)                                                   # (B, C, T)
+            s = s.transpose(1, 2) if transpose else s
+            h = self.fc1(s)
+            e = self.fc2(F.relu(h) if relu else h)                           # (B, T, 1)
+            if gate == "sigmoid":
+                a = torch.sigmoid(e[..., 0])
+            elif dim == -1:                      # softmax over the score's axis of size 1
+                a = torch.softmax(e, dim=-1)[..., 0]
+            else:
+                a = torch.softmax(e[..., 0], dim=dim)
+            w = a * x.shape[2] if factor else a
+            if output == "pool":                 # pooled over the frames, like Gao & Nevatia
+                return (x * w[:, None, :, None, None]).mean(2)
+            return x * w[:, None, :, None, None]
+
+    return TemporalAttention
+
+
+class _TAEinsum(nn.Module):
+    """Right: adaptive pooling, einsum with the layers' weights, log-softmax then exp."""
+
+    def __init__(self, channels, reduction=4):
+        super().__init__()
+        self.fc1 = nn.Linear(channels, channels // reduction)
+        self.fc2 = nn.Linear(channels // reduction, 1)
+        nn.init.constant_(self.fc2.weight, 0.0)
+        nn.init.constant_(self.fc2.bias, 0.0)
+
+    def forward(self, x):
+        s = F.adaptive_avg_pool3d(x, (x.shape[2], 1, 1)).flatten(2)         # (B, C, T)
+        h = F.relu(torch.einsum("bct,hc->bth", s, self.fc1.weight) + self.fc1.bias)
+        e = F.linear(h, self.fc2.weight, self.fc2.bias)[..., 0]
+        a = F.log_softmax(e, dim=1).exp()
+        return torch.einsum("bcthw,bt->bcthw", x, a * x.shape[2])
+
+
+class _TAPermute(nn.Module):
+    """Right: flatten the space, permute, softmax over the last axis of (B, T), view."""
+
+    def __init__(self, channels, reduction=4):
+        super().__init__()
+        self.fc1 = nn.Linear(channels, channels // reduction)
+        self.fc2 = nn.Linear(channels // reduction, 1)
+        self.fc2.weight.data.zero_()
+        self.fc2.bias.data.zero_()
+
+    def forward(self, x):
+        b, c, t = x.shape[:3]
+        s = x.flatten(3).mean(-1).permute(0, 2, 1)                           # (B, T, C)
+        a = torch.softmax(self.fc2(torch.relu(self.fc1(s))).squeeze(-1), dim=-1)
+        return x * (t * a).view(b, 1, t, 1, 1)
+
+
 CORPUS = {
     "softmax": (
         [lambda x, axis=-1: scipy.special.softmax(x, axis=axis),
@@ -1148,6 +1250,29 @@ CORPUS = {
          partial(_evaluate, accuracy="tensor"),
          partial(_evaluate, accuracy_over="batches"),
          partial(_evaluate, swap=True)]),
+    "temporal_weights": (
+        [_temporal_w, _temporal_w_einsum, _temporal_w_torch],
+        [partial(_temporal_w, axis=0),                                  # over the batch
+         partial(_temporal_w, gate="sigmoid"),                          # a gate per frame
+         partial(_temporal_w, gate="singleton"),                        # over the size-1 axis
+         partial(_temporal_w, relu=False),
+         partial(_temporal_w, bias=False),                              # b1 forgotten
+         partial(_temporal_w, transpose=False),                         # reshape, not transpose
+         partial(_temporal_w, factor=True),                             # the module's T here
+         partial(_temporal_w, stable=False)]),                          # exp overflows
+    "TemporalAttention": (
+        [_ta_module(), _TAEinsum, _TAPermute],
+        [_ta_module(gate="sigmoid"),                                    # a gate per frame
+         _ta_module(dim=-1),                                            # over the size-1 axis
+         _ta_module(dim=0),                                             # over the batch
+         _ta_module(factor=False),                                      # forgot the factor T
+         _ta_module(squeeze=lambda x: x.amax((3, 4))),                  # max, not mean
+         _ta_module(relu=False),
+         _ta_module(zero=()),                                           # not the identity
+         _ta_module(zero=("fc1", "fc2")),                               # fc1 zeroed too
+         _ta_module(bias=False),                                        # fc2 without its bias
+         _ta_module(transpose=False),                                   # channels as frames
+         _ta_module(output="pool")]),                                   # frames pooled away
 }
 
 

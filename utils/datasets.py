@@ -364,3 +364,93 @@ def moving_digits(n: int, *, split: str = "train", seed: int = 0, frames: int = 
         except OSError:                                  # a read-only checkout still works
             pass
     return VideoClips(clips, labels, positions)
+
+
+# ---------------------------------------------------------------------------------------------
+# Brief events: clips in which only a few frames matter (notebook 08)
+
+EVENT_DIGITS = (0, 1, 4, 7)
+EVENT_CLASSES = tuple(str(d) for d in EVENT_DIGITS)
+"""The classes of ``brief_event_clips``: the digit shown during the clip's brief event."""
+EVENT_FLAG = 3                              # side of the bright square that marks the event
+
+
+def brief_event_clips(n: int, *, split: str = "train", seed: int = 0, frames: int = 16,
+                      size: int = 24, event: int = 2) -> VideoClips:
+    """``n`` clips of ``frames`` frames of ``size`` x ``size`` pixels in which only a brief
+    event matters; classes balanced.
+
+    Every frame shows one digit (``SPRITE`` pixels, scikit-learn's) with its top-left corner
+    at a random place in [size // 2, size - SPRITE - 1] in both axes, the lower right of the
+    frame. Outside the event it is a distractor: a digit of any of the ten classes, drawn anew
+    in every frame. During the event, ``event`` consecutive frames at a random time, the
+    frame shows the target digit, one source image at one place for the whole event, and is
+    marked by a bright ``EVENT_FLAG`` x ``EVENT_FLAG`` square in its top-left corner, far
+    from the digits. The label is the target's class, an index into ``EVENT_CLASSES`` (the
+    digits ``EVENT_DIGITS``).
+
+    What makes the task: distractors of every class appear too, so the event's frames must
+    be told from the others by the flag. Pooling the features of all frames alike mixes in
+    ``frames - event`` distractors; the flag and the digit lie too far apart for a small
+    convolutional unit to see both (at size 24 the video networks' units, 15 x 15 pixels, see
+    at most a corner of a digit together with the flag), so a network without frame
+    selection has to read the label from its digit counts; weights over the frames computed
+    from each frame's global content (the mean of a flag detector) can pick the event out.
+
+    positions (N, 2, T, 2): (top, left) of the distractor (slot 0) and of the target
+    (slot 1) in every frame, -1 where that slot is empty; the event's frames are those where
+    ``positions[:, 1, :, 0] >= 0``. Deterministic for given arguments; train and test draw
+    from disjoint source digits. Vectorised, so quick to build (no cache).
+    """
+    n = positive_int(n, "n")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    event = positive_int(event, "event")
+    frames = positive_int(frames, "frames", minimum=2 * event)
+    size = positive_int(size, "size", minimum=2 * SPRITE + 2)
+    sources, targets = _source_digits(split)
+    rng = np.random.default_rng([seed, SPLITS.index(split), 8])
+    labels = rng.permutation(np.arange(n) % len(EVENT_CLASSES)).astype(np.int64)
+    start = rng.integers(0, frames - event + 1, size=n)                       # first event frame
+    in_event = np.arange(frames) - start[:, None]
+    in_event = (in_event >= 0) & (in_event < event)                           # (N, T)
+    by_class = [np.flatnonzero(targets == d) for d in EVENT_DIGITS]
+    draw = rng.random(n)                                                      # which image
+    target = np.array([by_class[k][int(u * len(by_class[k]))]
+                       for k, u in zip(labels, draw, strict=True)])
+    sprite = np.where(in_event, target[:, None], rng.integers(len(sources), size=(n, frames)))
+    corner = rng.integers(size // 2, size - SPRITE, size=(n, frames, 2))    # (top, left)
+    corner = np.where(in_event[..., None], corner[np.arange(n), start][:, None], corner)
+    clips = np.zeros((n, frames, size, size), dtype=np.float32)
+    offsets = np.arange(SPRITE)
+    rows = (corner[..., 0, None] + offsets)[..., :, None]                    # (N, T, 8, 1)
+    cols = (corner[..., 1, None] + offsets)[..., None, :]                    # (N, T, 1, 8)
+    ii, tt = np.indices((n, frames))
+    clips[ii[..., None, None], tt[..., None, None], rows, cols] = sources[sprite]
+    clips[:, :, :EVENT_FLAG, :EVENT_FLAG] = in_event[..., None, None]        # the flag
+    positions = np.full((n, 2, frames, 2), -1, dtype=np.int64)
+    positions[:, 0] = np.where(in_event[..., None], -1, corner)
+    positions[:, 1] = np.where(in_event[..., None], corner, -1)
+    return VideoClips(clips[:, None], labels, positions)
+
+
+def event_experiment(fast: bool | None = None) -> dict:
+    """The set-up of notebook 08's temporal-attention experiment, sized by the mode
+    (``fast=None``: from ``ACV_FAST``, as ``runtime.pick`` decides): train and test clips of
+    ``brief_event_clips`` (8 frames of 24 x 24 pixels, a 2-frame event), the seeds, and the
+    epochs, batch size, learning rate and ``history=False`` (no learning curves: they would
+    cost a third more time), the other keyword arguments of ``training.compare_models``
+    besides the models (``models.event_models``). Full size: 4 models x 5 seeds in about
+    two minutes on a 2-core CPU."""
+    from .runtime import fast_mode
+
+    fast = fast_mode() if fast is None else fast
+    if not isinstance(fast, bool):
+        raise ValueError(f"fast must be True, False or None, got {fast!r}")
+    n_train, n_test = (300, 200) if fast else (1000, 600)
+    return {"train": brief_event_clips(n_train, split="train", frames=8),
+            "test": brief_event_clips(n_test, split="test", frames=8),
+            "seeds": [0, 1] if fast else [0, 1, 2, 3, 4], "epochs": 2 if fast else 7,
+            "batch_size": 20, "lr": 0.01, "history": False}

@@ -218,7 +218,7 @@ class PyramidAttentionNet(nn.Module):
 # Video networks (notebook 06): clips (B, 1, T, S, S) -> logits
 
 VIDEO_ARCHS = ("c2d", "i3d")
-VIDEO_ATTENTION = ("none", "se", "cbam", "nl")
+VIDEO_ATTENTION = ("none", "se", "cbam", "nl", "temporal", "cbam+temporal")
 NL_AFFINITIES = ("spacetime", "space", "time")
 
 
@@ -337,14 +337,17 @@ class VideoNet(nn.Module):
     inserted after stage 2, and with ``blocks=2`` after stage 1 too. SE and CBAM act on each
     frame; a non-local block's affinities span ``affinity`` ('spacetime', 'space', 'time'), or
     with two blocks a pair such as ('space', 'time'), one per block. Extra keyword arguments go
-    to the non-local blocks. x: (B, 1, T, S, S) -> (B, classes).
+    to the non-local blocks. 'temporal' (notebook 08) is ``TemporalAttention`` (reduction 4),
+    which weights the T/2 frames it sees; 'cbam+temporal' cascades the two: CBAM on each frame
+    (channel, then spatial), then temporal attention across the frames. x: (B, 1, T, S, S) ->
+    (B, classes).
     """
 
     def __init__(self, arch: str = "i3d", attention: str = "none",
                  affinity: str | tuple[str, str] = "spacetime", blocks: int = 1,
                  num_classes: int = 6, widths: Sequence[int] = (16, 32, 64), **nl_kwargs):
         super().__init__()
-        from .modules import CBAM, SqueezeExcitation
+        from .modules import CBAM, SqueezeExcitation, TemporalAttention
 
         if arch not in VIDEO_ARCHS:
             raise ValueError(f"arch must be one of {VIDEO_ARCHS}, got {arch!r}")
@@ -370,6 +373,11 @@ class VideoNet(nn.Module):
                 return FrameWise(CBAM(channels, reduction=4))
             if attention == "nl":
                 return VideoNonLocal(channels, affinity, **nl_kwargs)
+            if attention == "temporal":
+                return TemporalAttention(channels, reduction=4)
+            if attention == "cbam+temporal":
+                return nn.Sequential(FrameWise(CBAM(channels, reduction=4)),
+                                     TemporalAttention(channels, reduction=4))
             return nn.Identity()
 
         self.stem = nn.Sequential(conv_bn3d(1, w0, (kt, 3, 3), (1, 2, 2)),
@@ -454,4 +462,26 @@ def video_models() -> dict[str, Callable[[], nn.Module]]:
         "i3d+nl space,time": partial(nl, affinity=("space", "time"), blocks=2),
         "i3d+nl+position": partial(nl, position=True),
         "tsn+pyramid": partial(SegmentPyramidNet, ia_weight=0.01),   # beta as in notebook 05
+    }
+
+
+EVENT_WIDTHS = (8, 16, 32)      # half notebook 06's: 4 models x 5 seeds train in minutes on a CPU
+
+
+def event_models() -> dict[str, Callable[[], nn.Module]]:
+    """The models of notebook 08's temporal-attention experiment by name, each a builder
+    taking no arguments: the i3d ``VideoNet`` without attention, with CBAM on each frame,
+    with temporal attention, and with CBAM cascaded into temporal attention (both after
+    stage 2, reduction 4), every one ``EVENT_WIDTHS`` wide with an output per class of
+    ``datasets.EVENT_CLASSES``. Keyword arguments given to a builder go to ``VideoNet``."""
+    from functools import partial
+
+    from .datasets import EVENT_CLASSES
+
+    net = partial(VideoNet, "i3d", num_classes=len(EVENT_CLASSES), widths=EVENT_WIDTHS)
+    return {
+        "i3d": partial(net, attention="none"),
+        "i3d+cbam": partial(net, attention="cbam"),
+        "i3d+temporal": partial(net, attention="temporal"),
+        "i3d+cbam+temporal": partial(net, attention="cbam+temporal"),
     }

@@ -474,3 +474,65 @@ class InteractionAwareAttention(_Attention):
         _copy(self.score.weight, w, "w")
         _copy(self.score.bias, b, "b")
         return self
+
+
+class TemporalAttention(_Attention):
+    """Temporal attention: reweight the T frames of clips x (B, C, T, H, W) by their content.
+
+    Each frame is squeezed to its mean over space, s_t = mean_hw x[:, :, t] (B, C, T); one
+    small MLP shared by all frames scores it, e_t = fc2(ReLU(fc1(s_t))) with fc1 C -> C/r and
+    fc2 C/r -> 1 (SE's bottleneck with a single output); the scores become weights over the
+    frames, a = softmax over t of e (B, T); the output is y_t = T * a_t * x_t. The factor T
+    makes equal weights (a_t = 1/T) the identity. The NumPy reference is
+    ``utils.reference.temporal_attention``.
+
+    Why a softmax over the frames and not a sigmoid gate per frame, as SE and CBAM gate
+    channels and positions (notebooks 02 and 03): the frames compete for a fixed budget of
+    weight (their weights sum to T), so raising the few frames that matter lowers all the
+    others, and a frame's weight depends on the other frames of its clip; a sigmoid gate would
+    judge each frame on its own content alone and could open (or shut) every gate at once.
+
+    fc2's weight and bias start at zero, so a new block is the identity (every score 0, every
+    weight 1/T), as the course starts non-local blocks (the batch norm's gamma after W_z) and
+    GC blocks: inserted into a network, the block changes nothing until training finds frames
+    worth weighting, and the layers after it start from the features they would see without
+    it. fc1 keeps its default initialisation, so fc2 gets a gradient from the first step. The
+    bias fc2.bias adds the same number to every frame's score, which the softmax ignores: its
+    gradient is always zero (it is kept so that the MLP is SE's, as the formula writes it).
+
+    Weights learned over the frames of a clip are the "temporal attention" that Gao and
+    Nevatia (2018, "Revisiting temporal modeling for video-based person ReID") compare with
+    temporal pooling, RNNs and 3-D convolutions; there the weights pool the frame features
+    into one vector. This block is the course's formulation: it reweights the frames inside
+    the network and keeps them, so that it can sit after CBAM in any stage.
+
+    With ``keep_attention = True`` the last weights a (B, T) are kept in ``attention``.
+    """
+
+    def __init__(self, channels: int, reduction: int = 4):
+        super().__init__()
+        hidden = _hidden(channels, reduction)
+        self.channels, self.reduction = channels, reduction
+        self.fc1 = nn.Linear(channels, hidden)
+        self.fc2 = nn.Linear(hidden, 1)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The frame weights a: (B, T), positive, each row summing to 1."""
+        _check_input(x, self.channels, type(self).__name__, ndim=5,
+                     expected="(B, C, T, H, W), a batch of clips")
+        s = x.mean((3, 4)).transpose(1, 2)                            # (B, T, C)
+        return torch.softmax(self.fc2(F.relu(self.fc1(s)))[..., 0], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.weights(x)
+        self._keep(a)
+        return x * (a * a.shape[1])[:, None, :, None, None]
+
+    def load_reference(self, params: dict[str, np.ndarray]) -> TemporalAttention:
+        """Copy NumPy parameters in (``utils.reference.temporal_param_shapes``)."""
+        for name, param in (("w1", self.fc1.weight), ("b1", self.fc1.bias),
+                            ("w2", self.fc2.weight), ("b2", self.fc2.bias)):
+            _copy(param, _get(params, name), f"params[{name!r}]")
+        return self

@@ -805,3 +805,93 @@ def eca_forward(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     windows = np.lib.stride_tricks.sliding_window_view(padded, w.size, axis=1)  # (B, C, k)
     s = sigmoid(windows @ w)
     return x * s[:, :, None, None], s
+
+
+# ---------------------------------------------------------------------------------------------
+# Temporal attention over the frames of a clip (notebook 08)
+
+def temporal_param_shapes(channels: int, reduction: int) -> dict[str, tuple[int, ...]]:
+    """Parameter shapes of the frame-scoring MLP C -> C/r -> 1 of temporal attention:
+    w1 (C/r, C), b1 (C/r,), w2 (1, C/r), b2 (1,) -- SE's MLP with a single output."""
+    channels = positive_int(channels, "channels")
+    reduction = positive_int(reduction, "reduction")
+    if reduction > channels:
+        raise ValueError(f"reduction ({reduction}) must not exceed channels ({channels})")
+    return _temporal_shapes(channels, channels // reduction)
+
+
+def _temporal_shapes(channels: int, hidden: int) -> dict[str, tuple[int, ...]]:
+    return {"w1": (hidden, channels), "b1": (hidden,), "w2": (1, hidden), "b2": (1,)}
+
+
+def init_temporal(channels: int, reduction: int, rng: np.random.Generator,
+                  scale: float = 1.0) -> Params:
+    """Random temporal-attention parameters (normal, std scale/sqrt(fan_in); biases std
+    scale) for tests and exercises. Unlike a new ``modules.TemporalAttention``, whose w2
+    and b2 start at zero, every entry is non-zero, so that the frames get unequal weights."""
+    shapes = temporal_param_shapes(channels, reduction)
+    rng = _check_rng(rng)
+    scale = positive_float(scale, "scale")
+    return {k: rng.normal(size=s) * scale / np.sqrt(s[-1] if len(s) > 1 else 1)
+            for k, s in shapes.items()}
+
+
+def _temporal_params(params: Params, channels: int) -> Params:
+    """Check temporal-attention parameters against the channel count; C/r is read from w1."""
+    w1 = params.get("w1") if isinstance(params, dict) else None
+    if w1 is None or np.ndim(w1) != 2 or np.shape(w1)[0] < 1:
+        raise ValueError("params must be a dict holding 'w1' of shape (C/r, C), 'b1' (C/r,), "
+                         "'w2' (1, C/r) and 'b2' (1,) (see temporal_param_shapes)")
+    return _check_params(params, _temporal_shapes(channels, np.shape(w1)[0]), "params")
+
+
+def _frame_weights(s: np.ndarray, p: Params) -> tuple[np.ndarray, tuple]:
+    """Descriptors s (B, C, T) -> frame weights a (B, T) (softmax over T) and the MLP cache."""
+    b, c, t = s.shape
+    e, mlp_cache = _mlp_forward(s.transpose(0, 2, 1).reshape(b * t, c), p)   # (B*T, 1)
+    e = e.reshape(b, t)
+    a = np.exp(e - e.max(axis=1, keepdims=True))                              # stable softmax
+    return a / a.sum(axis=1, keepdims=True), mlp_cache
+
+
+def temporal_weights(s: np.ndarray, params: Params) -> np.ndarray:
+    """The frame weights of temporal attention: a = softmax over t of e_t (B, T).
+
+    s: per-frame descriptors (B, C, T), s_t = mean of frame t over (H, W); the shared MLP
+    scores each frame, e_t = w2 . ReLU(W1 s_t + b1) + b2 (params as in
+    ``temporal_param_shapes``). Each row of a is positive and sums to 1.
+    """
+    s = as_float_array(s, "s", ndim=3)
+    return _frame_weights(s, _temporal_params(params, s.shape[1]))[0]
+
+
+def temporal_attention(x: np.ndarray, params: Params) -> tuple[np.ndarray, tuple]:
+    """Temporal attention over the T frames of clips x (B, C, T, H, W).
+
+    s_t = mean over (H, W) of x[:, :, t] (B, C, T); e_t = w2 . ReLU(W1 s_t + b1) + b2, one
+    MLP shared by all frames (B, T); a = softmax over t of e (B, T); out y_t = T a_t x_t
+    (B, C, T, H, W). The factor T makes equal weights (a_t = 1/T) the identity. Returns
+    (y, cache) with a = cache[1].
+    """
+    x = as_float_array(x, "x", ndim=5)
+    p = _temporal_params(params, x.shape[1])
+    a, mlp_cache = _frame_weights(x.mean(axis=(3, 4)), p)
+    t = x.shape[2]
+    return t * a[:, None, :, None, None] * x, (x, a, mlp_cache, p)
+
+
+def temporal_attention_backward(dout: np.ndarray, cache: tuple) -> tuple[np.ndarray, Params]:
+    """Gradients of temporal attention: dx (B, C, T, H, W) and {w1, b1, w2, b2}.
+
+    b2 shifts every frame's score alike and the softmax ignores such a shift, so its
+    gradient is zero (to rounding) whatever the input.
+    """
+    x, a, mlp_cache, p = _unpack_cache(cache, 4, "temporal_attention")
+    dout = _check_dout(dout, x)
+    b, c, t, h, w = x.shape
+    da = t * (dout * x).sum(axis=(1, 3, 4))                           # (B, T), through y = T a x
+    de = a * (da - (a * da).sum(axis=1, keepdims=True))               # through the softmax
+    dz, grads = _mlp_backward(de.reshape(b * t, 1), mlp_cache, p)    # (B*T, C)
+    ds = dz.reshape(b, t, c).transpose(0, 2, 1)                       # (B, C, T)
+    dx = t * a[:, None, :, None, None] * dout + ds[..., None, None] / (h * w)
+    return dx, grads
