@@ -67,3 +67,4 @@ def test_every_notebook_has_at_least_the_exercises_the_design_asks_for():
     assert counts["05_interaction_aware.ipynb"] >= 3
     assert counts["06_video_attention.ipynb"] >= 3
     assert counts["07_efficiency_and_beyond.ipynb"] >= 3
+    assert counts["08_attention_in_practice.ipynb"] >= 2
