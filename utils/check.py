@@ -1628,6 +1628,24 @@ def gc_as_nonlocal(fn: Callable) -> Callable:
         fn, reference.gc_as_nonlocal, cases, title="gc_as_nonlocal", rtol=1e-7, atol=1e-10)
 
 
+def _new_block_output(module: nn.Module, shape: tuple[int, ...]
+                      ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(x, module(x)) for a seeded input x of ``shape``, without gradients; None when the
+    module raises or returns something other than a tensor of x's shape (the full check that
+    follows reports that, with the case)."""
+    import torch
+
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    try:
+        with torch.no_grad():
+            out = module(x)
+    except Exception:
+        return None
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        return None
+    return x, out
+
+
 def _gc_starts_as_identity(module: nn.Module, shape: tuple[int, ...]) -> str | None:
     """A new global context block returns its input unchanged, through a zero last
     convolution, and its first convolution is not zero as well."""
@@ -1650,14 +1668,10 @@ def _gc_starts_as_identity(module: nn.Module, shape: tuple[int, ...]) -> str | N
                 "transform ignores the context at the start and its first convolution gets no "
                 "gradient until the last one moves. Zero only the last convolution; keep the "
                 "others' default initialisation.")
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
-    try:
-        with torch.no_grad():
-            out = module(x)
-    except Exception:  # reported, with the case, by the full check
+    ran = _new_block_output(module, shape)
+    if ran is None:
         return None
-    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
-        return None
+    x, out = ran
     if not torch.equal(out, x):
         return (f"a new block must return its input unchanged (largest change "
                 f"{(out - x).abs().max().item():.1e}): with the last convolution at zero the "
@@ -1780,14 +1794,10 @@ def _temporal_starts_as_identity(module: nn.Module, shape: tuple[int, ...]) -> s
         return ("fc1.weight is all zeros as well as fc2: then every frame gets the same hidden "
                 "vector and fc1 no gradient until fc2 moves. Zero only fc2; keep fc1's default "
                 "initialisation.")
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
-    try:
-        with torch.no_grad():
-            out = module(x)
-    except Exception:  # reported, with the case, by the full check
+    ran = _new_block_output(module, shape)
+    if ran is None:
         return None
-    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
-        return None
+    x, out = ran
     if torch.allclose(out, x, rtol=1e-5, atol=1e-6):
         return None
     frames = shape[2]
