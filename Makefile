@@ -11,7 +11,7 @@ LAB_ARGS ?=
 ROOT_OK := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: lab workspace test test-slow lint student check-student execute grade lock clean
+.PHONY: lab workspace test test-slow lint book student check-student execute grade lock clean
 
 $(STAMP): $(DEPS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, found " + sys.version.split()[0])'
@@ -36,7 +36,7 @@ workspace: $(STAMP)
 
 ## test: library tests, both editions under nbval in fast mode, lint
 test: $(STAMP)
-	$(BIN)/ruff check utils tests solutions grading
+	$(BIN)/ruff check utils tests solutions grading book
 	@# two worker processes, one notebook (or test module) each at a time, one thread each
 	ACV_FAST=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadscope \
 	  tests solutions notebooks $(NBVAL)
@@ -46,7 +46,11 @@ test-slow: $(STAMP)
 	ACV_FAST=1 $(BIN)/python -m pytest -q -m slow tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check utils tests solutions grading
+	$(BIN)/ruff check utils tests solutions grading book
+
+## book: the reading edition, a static site of every notebook with its committed outputs, in build/book/
+book: $(STAMP)
+	$(BIN)/python book/build_book.py --out build/book
 
 ## student: regenerate notebooks/ (student edition) from solutions/
 student: $(STAMP)

@@ -1,0 +1,138 @@
+"""Build the reading edition: a static HTML site of the course from the committed outputs.
+
+    python book/build_book.py [--out build/book]
+
+The instructor notebooks in ``solutions/`` are copied to a staging folder and prepared for
+reading (nothing is executed):
+
+* the ``### BEGIN SOLUTION`` / ``### END SOLUTION`` lines and ``# NBVAL_...`` markers are
+  removed from code cells; the code between them stays;
+* each worked answer (``<!-- BEGIN SOLUTION -->`` ... ``<!-- END SOLUTION -->`` in markdown)
+  is put behind a "Show answer" disclosure;
+* live-widget outputs are dropped (a static page cannot run them; the notebooks show a
+  static figure beside every widget), with the notebook's saved widget state;
+* the home page is the course map, taken from README.md's "What you will learn" table.
+
+Sphinx with MyST-NB renders the staged folder; MathJax is served from the site itself
+(``sphinx-mathjax-offline``), so the site works without a network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+SOLUTIONS = ROOT / "solutions"
+DEFAULT_OUT = ROOT / "build" / "book"
+
+CODE_MARKER = re.compile(r"^[ \t]*(### (BEGIN|END) SOLUTION|# NBVAL_[A-Z_]+)[ \t]*\n?", re.M)
+ANSWER_BEGIN = "<!-- BEGIN SOLUTION -->"
+ANSWER_END = "<!-- END SOLUTION -->"
+ANSWER_OPEN = '\n<details class="answer">\n<summary>Show answer</summary>\n\n'
+ANSWER_CLOSE = "\n\n</details>\n\n"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def collapse_answers(text: str) -> str:
+    """Put every ``<!-- BEGIN SOLUTION -->`` ... ``<!-- END SOLUTION -->`` region of a
+    markdown cell behind a "Show answer" disclosure. Unbalanced markers raise ValueError."""
+    if text.count(ANSWER_BEGIN) != text.count(ANSWER_END):
+        raise ValueError("answer markers are unbalanced: "
+                         f"{text.count(ANSWER_BEGIN)} begin, {text.count(ANSWER_END)} end")
+    return text.replace(ANSWER_BEGIN, ANSWER_OPEN).replace(ANSWER_END, ANSWER_CLOSE)
+
+
+def prepare_notebook(nb: dict) -> dict:
+    """The reading-edition version of one instructor notebook (a new dict; ``nb`` is kept)."""
+    nb = json.loads(json.dumps(nb))
+    nb.get("metadata", {}).pop("widgets", None)
+    for cell in nb["cells"]:
+        text = _source(cell)
+        if cell["cell_type"] == "code":
+            cell["source"] = CODE_MARKER.sub("", text)
+            cell["outputs"] = [o for o in cell.get("outputs", [])
+                               if WIDGET_MIME not in o.get("data", {})]
+        elif cell["cell_type"] == "markdown":
+            cell["source"] = collapse_answers(text)
+    return nb
+
+
+def course_map(readme: str) -> str:
+    """The home page: README's title and first paragraph, then its "What you will learn"
+    section, with links to ``notebooks/NN_name.ipynb`` turned into links between pages."""
+    lines = readme.splitlines()
+    title = lines[0]
+    intro = readme.split("\n\n")[1]
+    match = re.search(r"^## What you will learn\n(.*?)(?=^## )", readme, re.M | re.S)
+    if match is None:
+        raise ValueError("README.md has no '## What you will learn' section")
+    section = re.sub(r"\]\(notebooks/(\d\d_[a-z0-9_]+\.ipynb)\)", r"](\1)", match.group(1))
+    return (f"{title}\n\n{intro}\n\n"
+            "This is the **reading edition**: every notebook with the outputs of its last "
+            "full run and the worked answers behind *Show answer*. To run the notebooks and "
+            "do the exercises yourself, run `make lab` in a clone of the course: it "
+            "installs everything and opens your own copy of notebook 00.\n\n"
+            f"## What you will learn\n{section}")
+
+
+def stage(out: Path) -> list[str]:
+    """Write the Sphinx source folder ``out``; return the page names in reading order."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    pages = []
+    for path in sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb")):
+        nb = prepare_notebook(json.loads(path.read_text(encoding="utf-8")))
+        (out / path.name).write_text(json.dumps(nb, indent=1, ensure_ascii=False),
+                                     encoding="utf-8")
+        pages.append(path.stem)
+    if not pages:
+        raise FileNotFoundError(f"no notebooks found in {SOLUTIONS}")
+    toctree = "\n".join(["", "```{toctree}", ":hidden:", ":maxdepth: 1", "", *pages, "```", ""])
+    home = course_map((ROOT / "README.md").read_text(encoding="utf-8"))
+    (out / "index.md").write_text(home + toctree, encoding="utf-8")
+    return pages
+
+
+def build(out: Path = DEFAULT_OUT, *, quiet: bool = True) -> Path:
+    """Stage the notebooks and run Sphinx; return the site's ``index.html``.
+    Any Sphinx warning fails the build."""
+    out = Path(out)
+    src = out.parent / (out.name + "-src")
+    stage(src)
+    if out.exists():
+        shutil.rmtree(out)
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(BOOK), "-W",
+           "--keep-going", "-E", "-j", "auto", str(src), str(out)]
+    if quiet:
+        cmd.insert(3, "-q")
+    subprocess.run(cmd, check=True)
+    return out / "index.html"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help=f"output folder (default: {DEFAULT_OUT.relative_to(ROOT)})")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    index = build(args.out)
+    print(f"reading edition built in {time.perf_counter() - start:.1f} s: {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
