@@ -9,8 +9,8 @@ reading (nothing is executed):
   removed from code cells; the code between them stays;
 * each worked answer (``<!-- BEGIN SOLUTION -->`` ... ``<!-- END SOLUTION -->`` in markdown)
   is put behind a "Show answer" disclosure;
-* live-widget outputs are dropped (a static page cannot run them; the notebooks show a
-  static figure beside every widget), with the notebook's saved widget state;
+* live-widget outputs are replaced by a one-line note (a static page cannot run them; the
+  notebooks show a static figure beside every widget), and the saved widget state goes;
 * the home page is the course map, taken from README.md's "What you will learn" table.
 
 Sphinx with MyST-NB renders the staged folder; MathJax is served from the site itself
@@ -39,6 +39,9 @@ ANSWER_END = "<!-- END SOLUTION -->"
 ANSWER_OPEN = '\n<details class="answer">\n<summary>Show answer</summary>\n\n'
 ANSWER_CLOSE = "\n\n</details>\n\n"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+WIDGET_NOTE = {"output_type": "display_data", "metadata": {}, "data": {"text/markdown": (
+    "*In a running notebook a widget appears here to choose another setting; the reading "
+    "edition shows the notebook's static figure instead.*")}}
 
 
 def _source(cell: dict) -> str:
@@ -63,8 +66,11 @@ def prepare_notebook(nb: dict) -> dict:
         text = _source(cell)
         if cell["cell_type"] == "code":
             cell["source"] = CODE_MARKER.sub("", text)
-            cell["outputs"] = [o for o in cell.get("outputs", [])
-                               if WIDGET_MIME not in o.get("data", {})]
+            outputs = cell.get("outputs", [])
+            kept = [o for o in outputs if WIDGET_MIME not in o.get("data", {})]
+            if len(kept) < len(outputs):
+                kept.append(WIDGET_NOTE)
+            cell["outputs"] = kept
         elif cell["cell_type"] == "markdown":
             cell["source"] = collapse_answers(text)
     return nb

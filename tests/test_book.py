@@ -66,14 +66,14 @@ def test_unbalanced_answer_markers_are_refused():
         build.prepare_notebook(_nb(_md("<!-- BEGIN SOLUTION -->\nno end\n")))
 
 
-def test_widget_outputs_and_widget_state_are_dropped():
+def test_widget_outputs_become_a_note_and_widget_state_is_dropped():
     widget = {"output_type": "display_data", "metadata": {},
               "data": {"text/plain": "interactive(...)", build.WIDGET_MIME: {"model_id": "a"}}}
     figure = {"output_type": "display_data", "metadata": {},
               "data": {"image/png": "iVBOR", "text/plain": "<Figure>"}}
     nb = _nb(_code("interact(f)", [figure, widget]), metadata={"widgets": {"state": {}}})
     out = build.prepare_notebook(nb)
-    assert out["cells"][0]["outputs"] == [figure]
+    assert out["cells"][0]["outputs"] == [figure, build.WIDGET_NOTE]
     assert "widgets" not in out["metadata"]
 
 
