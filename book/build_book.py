@@ -5,6 +5,7 @@
 The instructor notebooks in ``solutions/`` are copied to a staging folder and prepared for
 reading (nothing is executed):
 
+* the first code cell's install guard (for someone running the notebook) is left out;
 * the ``### BEGIN SOLUTION`` / ``### END SOLUTION`` lines and ``# NBVAL_...`` markers are
   removed from code cells; the code between them stays;
 * each worked answer (``<!-- BEGIN SOLUTION -->`` ... ``<!-- END SOLUTION -->`` in markdown)
@@ -34,6 +35,10 @@ SOLUTIONS = ROOT / "solutions"
 DEFAULT_OUT = ROOT / "build" / "book"
 
 CODE_MARKER = re.compile(r"^[ \t]*(### (BEGIN|END) SOLUTION|# NBVAL_[A-Z_]+)[ \t]*\n?", re.M)
+# The first code cell's "is the course library installed?" guard (tests/test_first_cells.py):
+# it speaks to someone running the notebook, not to a reader.
+INSTALL_GUARD = re.compile(
+    r"\Atry:  # the course library.*?\n    raise ModuleNotFoundError\(hint\) from None\n\n?", re.S)
 ANSWER_BEGIN = "<!-- BEGIN SOLUTION -->"
 ANSWER_END = "<!-- END SOLUTION -->"
 ANSWER_OPEN = '\n<details class="answer">\n<summary>Show answer</summary>\n\n'
@@ -62,9 +67,12 @@ def prepare_notebook(nb: dict) -> dict:
     """The reading-edition version of one instructor notebook (a new dict; ``nb`` is kept)."""
     nb = json.loads(json.dumps(nb))
     nb.get("metadata", {}).pop("widgets", None)
+    first_code = True
     for cell in nb["cells"]:
         text = _source(cell)
         if cell["cell_type"] == "code":
+            if first_code:
+                text, first_code = INSTALL_GUARD.sub("", text, count=1), False
             cell["source"] = CODE_MARKER.sub("", text)
             outputs = cell.get("outputs", [])
             kept = [o for o in outputs if WIDGET_MIME not in o.get("data", {})]

@@ -39,6 +39,19 @@ def test_solution_markers_go_and_the_solution_code_stays():
     assert out == "def f(x):\n    return 2 * x\nprint(f(1))\n"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_install_guard_is_left_out_and_the_imports_stay(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    first = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    before = "".join(first["source"])
+    assert before.startswith("try:") and "ModuleNotFoundError" in before
+    out = next(c for c in build.prepare_notebook(nb)["cells"] if c["cell_type"] == "code")
+    assert "ModuleNotFoundError" not in out["source"]
+    assert out["source"].startswith(("import ", "from "))
+    assert before.endswith(out["source"])
+    assert out["outputs"] == first["outputs"]
+
+
 def test_a_comment_that_only_mentions_a_marker_is_kept():
     src = "x = 1  # not '### BEGIN SOLUTION' on its own line\n"
     assert build.prepare_notebook(_nb(_code(src)))["cells"][0]["source"] == src

@@ -2,6 +2,7 @@
 
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,44 @@ def test_every_notebook_has_at_least_the_exercises_the_design_asks_for():
     assert counts["06_video_attention.ipynb"] >= 3
     assert counts["07_efficiency_and_beyond.ipynb"] >= 3
     assert counts["08_attention_in_practice.ipynb"] >= 2
+
+
+LONG_CELL_S = 12          # a cell that runs longer than this in full mode shows progress
+PROGRESS_LINE = re.compile(r"^[\w -]+ \[\d+/\d+\] \S", flags=re.M)   # utils.training.Progress
+
+
+def seconds(cell) -> float | None:
+    """How long the committed full-mode run spent in a code cell (nbclient's timestamps)."""
+    times = cell["metadata"].get("execution", {})
+    if "iopub.execute_input" not in times or "shell.execute_reply" not in times:
+        return None
+    return (datetime.fromisoformat(times["shell.execute_reply"])
+            - datetime.fromisoformat(times["iopub.execute_input"])).total_seconds()
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_long_cells_show_progress_while_they_run(path):
+    timed = [(i, seconds(c), c) for i, (kind, _, c) in enumerate(cells(path)) if kind == "code"]
+    assert all(s is not None for _, s, _ in timed), f"{path.name}: run it with nbclient"
+    for index, took, cell in timed:
+        if took > LONG_CELL_S:
+            text = "".join("".join(o["text"]) for o in cell["outputs"]
+                           if o["output_type"] == "stream" and o["name"] == "stdout")
+            assert PROGRESS_LINE.search(text), (
+                f"{path.name}: cell {index} ran {took:.0f} s without a Progress line "
+                "(pass progress='text' to the library function, or use utils.training.Progress)")
+
+
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_a_widget_has_a_static_figure_for_pages_that_cannot_run_it(path):
+    """A static page (GitHub, nbviewer) shows a widget as its text only: the widget's cell, or
+    the code cell before it, must hold a committed figure of the widget's default view."""
+    code = [(i, c) for i, (kind, _, c) in enumerate(cells(path)) if kind == "code"]
+    for k, (index, cell) in enumerate(code):
+        if any(WIDGET in o.get("data", {}) for o in cell["outputs"]):
+            near = [c for _, c in code[max(k - 1, 0):k + 1]]
+            assert any("image/png" in o.get("data", {}) for c in near for o in c["outputs"]), (
+                f"{path.name}: the widget in cell {index} has no static figure beside it")
