@@ -71,6 +71,8 @@ class PageReport:
     failed_requests: list[str] = field(default_factory=list)
     equations: int = 0
     math_errors: int = 0
+    wide_blocks: int = 0                   # code or printed blocks that scroll sideways
+    leftover_tex: list[str] = field(default_factory=list)   # "$" or "\\name" left as text
     images: int = 0
     broken_images: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)          # internal hrefs, site-relative
@@ -94,6 +96,8 @@ class SiteReport:
         return {"pages": len(self.pages),
                 "equations typeset": sum(r.equations for r in p),
                 "equation errors": sum(r.math_errors for r in p),
+                "TeX left as text": sum(len(r.leftover_tex) for r in p),
+                "code or output blocks wider than the page": sum(r.wide_blocks for r in p),
                 "images": sum(r.images for r in p),
                 "broken images": sum(len(r.broken_images) for r in p),
                 "internal links": self.internal_links,
@@ -145,7 +149,7 @@ def _only_the_site(base: str, report: PageReport):
     return route
 
 
-_PAGE_FACTS = """async () => {
+_PAGE_FACTS = r"""async () => {
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
     await MathJax.startup.promise;
   }
@@ -160,9 +164,20 @@ _PAGE_FACTS = """async () => {
         i => [i.currentSrc || i.src, i.complete && i.naturalWidth > 0]),
     hrefs: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
     ids: Array.from(document.querySelectorAll('[id]')).map(e => e.id),
+    wideBlocks: Array.from(article.querySelectorAll('div.cell pre')).filter(
+        p => p.scrollWidth > p.clientWidth + 1).length,
     answers: document.querySelectorAll('details.answer').length,
     answersOpen: document.querySelectorAll('details.answer[open]').length,
     text: main.innerText,
+    leftoverTex: (() => {         // text outside code and typeset math that looks like TeX
+      const found = [];
+      const walk = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
+      for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+        if (n.parentElement.closest('pre, code, mjx-container, script, style')) continue;
+        if (/\$|\\[A-Za-z]{2,}/.test(n.textContent)) found.push(n.textContent.trim().slice(0, 80));
+      }
+      return found;
+    })(),
   };
 }"""
 
@@ -200,6 +215,8 @@ def inspect_site(site: Path, screenshots: dict[str, Path] | None = None,
                 page.goto(base + html.name, wait_until="load")
                 facts = page.evaluate(_PAGE_FACTS)
                 report.equations, report.math_errors = facts["equations"], facts["mathErrors"]
+                report.leftover_tex = facts["leftoverTex"]
+                report.wide_blocks = facts["wideBlocks"]
                 report.images = len(facts["images"])
                 report.broken_images = [src for src, ok in facts["images"] if not ok]
                 for href in facts["hrefs"]:

@@ -12,6 +12,10 @@ reading (nothing is executed):
   is put behind a "Show answer" disclosure;
 * live-widget outputs are replaced by a one-line note (a static page cannot run them; the
   notebooks show a static figure beside every widget), and the saved widget state goes;
+* consecutive printed lines are one block, and results tables printed as markdown are
+  rendered as tables;
+* mentions such as "notebook 03" link to that notebook, and the questions' introduction
+  points at *Show answer*;
 * the home page is the course map, taken from README.md's "What you will learn" table.
 
 Sphinx with MyST-NB renders the staged folder; MathJax is served from the site itself
@@ -45,8 +49,16 @@ ANSWER_OPEN = '\n<details class="answer">\n<summary>Show answer</summary>\n\n'
 ANSWER_CLOSE = "\n\n</details>\n\n"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = {"output_type": "display_data", "metadata": {}, "data": {"text/markdown": (
-    "*In a running notebook a widget appears here to choose another setting; the reading "
-    "edition shows the notebook's static figure instead.*")}}
+    "*In a running notebook a widget appears here to choose another setting; the figure "
+    "above shows the default one.*")}}
+
+
+TABLE_LINE = re.compile(r"^\|.*\|[ \t]*\n?$")
+TABLE_RULE = re.compile(r"^\|(?:[ \t]*:?-{3,}:?[ \t]*\|)+[ \t]*$", re.M)
+NOTEBOOK_MENTION = re.compile(r"(?<![\w\[/])([Nn]otebook) (0\d)\b(?![\]\w])")
+QUESTIONS_INTRO = ("Write your answer under each question. The instructor edition has worked "
+                   "answers.")
+QUESTIONS_INTRO_HERE = "Think of your answer first, then open *Show answer* under each question."
 
 
 def _source(cell: dict) -> str:
@@ -63,8 +75,82 @@ def collapse_answers(text: str) -> str:
     return text.replace(ANSWER_BEGIN, ANSWER_OPEN).replace(ANSWER_END, ANSWER_CLOSE)
 
 
-def prepare_notebook(nb: dict) -> dict:
-    """The reading-edition version of one instructor notebook (a new dict; ``nb`` is kept)."""
+def merge_streams(outputs: list[dict]) -> list[dict]:
+    """Consecutive outputs to the same stream joined into one (as a terminal shows them), so
+    that a run's progress lines read as one block, not one box per line."""
+    merged: list[dict] = []
+    for out in outputs:
+        last = merged[-1] if merged else None
+        if (out.get("output_type") == "stream" and last is not None
+                and last.get("output_type") == "stream" and last["name"] == out["name"]):
+            last["text"] = _text(last) + _text(out)
+        else:
+            merged.append(dict(out, text=_text(out)) if out.get("output_type") == "stream"
+                          else out)
+    return merged
+
+
+def _text(out: dict) -> str:
+    text = out.get("text", "")
+    return "".join(text) if isinstance(text, list) else text
+
+
+def tables_as_markdown(outputs: list[dict]) -> list[dict]:
+    """A results table a cell printed as markdown (``| a | b |`` lines with a ``|---|`` rule)
+    becomes a rendered table; the text around it stays printed text."""
+    result: list[dict] = []
+    for out in outputs:
+        if out.get("output_type") != "stream" or not TABLE_RULE.search(_text(out)):
+            result.append(out)
+            continue
+        for kind, block in _split_tables(_text(out)):
+            if kind == "table":
+                result.append({"output_type": "display_data", "metadata": {},
+                               "data": {"text/markdown": block}})
+            elif block.strip():
+                result.append({"output_type": "stream", "name": out["name"], "text": block})
+    return result
+
+
+def _split_tables(text: str) -> list[tuple[str, str]]:
+    """``text`` cut into ("text", ...) and ("table", ...) blocks, in order."""
+    lines = text.splitlines(keepends=True)
+    blocks: list[tuple[str, str]] = []
+    i = 0
+    while i < len(lines):
+        j = i
+        while j < len(lines) and TABLE_LINE.match(lines[j]):
+            j += 1
+        if j - i >= 2 and TABLE_RULE.match(lines[i + 1]):
+            blocks.append(("table", "".join(lines[i:j])))
+            i = j
+            continue
+        line = lines[i]
+        if blocks and blocks[-1][0] == "text":
+            blocks[-1] = ("text", blocks[-1][1] + line)
+        else:
+            blocks.append(("text", line))
+        i += 1
+    return blocks
+
+
+def link_notebooks(text: str, names: dict[str, str], own: str) -> str:
+    """Mentions such as "notebook 03" in prose become links to that notebook's page (not in
+    code, not inside an existing link, not to the page itself)."""
+    parts = re.split(r"(`[^`]*`|\[[^\]]*\]\([^)]*\)|\$[^$]*\$)", text)
+    for k in range(0, len(parts), 2):
+        parts[k] = NOTEBOOK_MENTION.sub(
+            lambda m: (f"[{m.group(0)}]({names[m.group(2)]})"
+                       if m.group(2) in names and m.group(2) != own else m.group(0)),
+            parts[k])
+    return "".join(parts)
+
+
+def prepare_notebook(nb: dict, names: dict[str, str] | None = None, own: str = "") -> dict:
+    """The reading-edition version of one instructor notebook (a new dict; ``nb`` is kept).
+    ``names`` maps notebook numbers ("03") to file names, for links between pages; ``own`` is
+    this notebook's number."""
+    names = names or {}
     nb = json.loads(json.dumps(nb))
     nb.get("metadata", {}).pop("widgets", None)
     first_code = True
@@ -78,9 +164,10 @@ def prepare_notebook(nb: dict) -> dict:
             kept = [o for o in outputs if WIDGET_MIME not in o.get("data", {})]
             if len(kept) < len(outputs):
                 kept.append(WIDGET_NOTE)
-            cell["outputs"] = kept
+            cell["outputs"] = tables_as_markdown(merge_streams(kept))
         elif cell["cell_type"] == "markdown":
-            cell["source"] = collapse_answers(text)
+            text = text.replace(QUESTIONS_INTRO, QUESTIONS_INTRO_HERE)
+            cell["source"] = link_notebooks(collapse_answers(text), names, own)
     return nb
 
 
@@ -97,8 +184,9 @@ def course_map(readme: str) -> str:
     return (f"{title}\n\n{intro}\n\n"
             "This is the **reading edition**: every notebook with the outputs of its last "
             "full run and the worked answers behind *Show answer*. To run the notebooks and "
-            "do the exercises yourself, run `make lab` in a clone of the course: it "
-            "installs everything and opens your own copy of notebook 00.\n\n"
+            "do the exercises yourself, get the course's repository and run `make lab` in "
+            "it: it installs everything and opens your own copy of notebook 00. Its README "
+            "also covers conda, Binder, Colab and a plain Jupyter.\n\n"
             f"## What you will learn\n{section}")
 
 
@@ -108,8 +196,10 @@ def stage(out: Path) -> list[str]:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     pages = []
-    for path in sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb")):
-        nb = prepare_notebook(json.loads(path.read_text(encoding="utf-8")))
+    paths = sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb"))
+    names = {path.name[:2]: path.name for path in paths}
+    for path in paths:
+        nb = prepare_notebook(json.loads(path.read_text(encoding="utf-8")), names, path.name[:2])
         (out / path.name).write_text(json.dumps(nb, indent=1, ensure_ascii=False),
                                      encoding="utf-8")
         pages.append(path.stem)
@@ -134,6 +224,9 @@ def build(out: Path = DEFAULT_OUT, *, quiet: bool = True) -> Path:
     if quiet:
         cmd.insert(3, "-q")
     subprocess.run(cmd, check=True)
+    sources = out / "_sources"
+    if sources.is_dir() and not any(sources.iterdir()):
+        sources.rmdir()
     return out / "index.html"
 
 

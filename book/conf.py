@@ -20,6 +20,7 @@ mathjax_path = "mathjax/tex-chtml.js"
 # Render the committed outputs; never execute.
 nb_execution_mode = "off"
 nb_render_markdown_format = "myst"          # markdown printed by cells may hold $math$
+nb_merge_streams = True
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 myst_heading_anchors = 3
 myst_dmath_double_inline = True
@@ -28,6 +29,7 @@ html_theme = "sphinx_book_theme"
 html_title = "Attention in Computer Vision"
 html_static_path = ["_static", str(MATHJAX_STATIC)]
 html_css_files = ["course.css"]
+html_js_files = ["course.js"]
 html_context = {"default_mode": "light"}
 html_copy_source = False
 html_show_sourcelink = False

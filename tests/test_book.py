@@ -49,7 +49,7 @@ def test_the_install_guard_is_left_out_and_the_imports_stay(path):
     assert "ModuleNotFoundError" not in out["source"]
     assert out["source"].startswith(("import ", "from "))
     assert before.endswith(out["source"])
-    assert out["outputs"] == first["outputs"]
+    assert out["outputs"] == build.merge_streams(first["outputs"])
 
 
 def test_a_comment_that_only_mentions_a_marker_is_kept():
@@ -72,6 +72,35 @@ def test_answers_are_collapsed_and_the_input_is_not_changed():
     assert re.search(r"<summary>Show answer</summary>\n\n+\*\*Answer\.\*\* Because \$x\$\.\n\n+"
                      r"</details>\n\n", out)
     assert browse.count_math(out) == 1
+
+
+def test_printed_lines_are_one_block_and_printed_tables_are_rendered():
+    outs = [{"output_type": "stream", "name": "stdout", "text": "runs [1/2] a\n"},
+            {"output_type": "stream", "name": "stdout", "text": ["runs [2/2] b\n", "\n"]},
+            {"output_type": "stream", "name": "stdout",
+             "text": "| model | acc |\n|---|---|\n| CNN | 70.1 |\n\n5 seeds\n"},
+            {"output_type": "stream", "name": "stderr", "text": "warn\n"},
+            {"output_type": "display_data", "metadata": {}, "data": {"text/plain": "x"}}]
+    nb = build.prepare_notebook(_nb(_code("run()", outs)))
+    got = nb["cells"][0]["outputs"]
+    assert [o["output_type"] for o in got] == ["stream", "display_data", "stream", "stream",
+                                               "display_data"]
+    assert got[0]["text"] == "runs [1/2] a\nruns [2/2] b\n\n"
+    assert got[1]["data"]["text/markdown"] == "| model | acc |\n|---|---|\n| CNN | 70.1 |\n"
+    assert got[2]["text"] == "\n5 seeds\n" and got[3] == outs[3]
+    # pipes without a rule line are not a table
+    plain = [{"output_type": "stream", "name": "stdout", "text": "| a | b |\n| 1 | 2 |\n"}]
+    assert build.prepare_notebook(_nb(_code("", plain)))["cells"][0]["outputs"] == plain
+
+
+def test_mentions_of_other_notebooks_become_links():
+    names = {"02": "02_se.ipynb", "03": "03_cbam.ipynb"}
+    md = _md("As notebook 02 showed, and [notebook 03](03_cbam.ipynb) and `notebook 02` and "
+             "notebooks 02 and 03; this is notebook 03.\n\n" + build.QUESTIONS_INTRO + "\n")
+    out = build.prepare_notebook(_nb(md), names, "03")["cells"][0]["source"]
+    assert out.startswith("As [notebook 02](02_se.ipynb) showed, and [notebook 03](03_cbam."
+                          "ipynb) and `notebook 02` and notebooks 02 and 03; this is notebook 03.")
+    assert build.QUESTIONS_INTRO not in out and "*Show answer*" in out
 
 
 def test_unbalanced_answer_markers_are_refused():
@@ -146,6 +175,7 @@ def test_every_equation_is_typeset(site):
         assert expected > 0, path.name
         assert page.equations == expected, path.name
         assert page.math_errors == 0, path.name
+        assert page.leftover_tex == [], path.name
 
 
 def test_every_figure_loads_and_every_internal_link_resolves(site):
@@ -154,6 +184,7 @@ def test_every_figure_loads_and_every_internal_link_resolves(site):
         page = report.pages[path.stem]
         assert page.images == _images(json.loads(path.read_text(encoding="utf-8"))), path.name
         assert page.broken_images == [], path.name
+        assert page.wide_blocks == 0, f"{path.name}: code or output scrolls sideways at 1280 px"
     assert report.broken_links == []
     assert report.internal_links > 0
     linked = {link.split("#")[0] for link in report.pages["index"].links}
