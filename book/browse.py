@@ -72,6 +72,7 @@ class PageReport:
     equations: int = 0
     math_errors: int = 0
     wide_blocks: int = 0                   # code or printed blocks that scroll sideways
+    wide_equations: int = 0                # display equations that scroll sideways
     leftover_tex: list[str] = field(default_factory=list)   # "$" or "\\name" left as text
     images: int = 0
     broken_images: list[str] = field(default_factory=list)
@@ -98,6 +99,7 @@ class SiteReport:
                 "equation errors": sum(r.math_errors for r in p),
                 "TeX left as text": sum(len(r.leftover_tex) for r in p),
                 "code or output blocks wider than the page": sum(r.wide_blocks for r in p),
+                "display equations wider than the page": sum(r.wide_equations for r in p),
                 "images": sum(r.images for r in p),
                 "broken images": sum(len(r.broken_images) for r in p),
                 "internal links": self.internal_links,
@@ -164,6 +166,8 @@ _PAGE_FACTS = r"""async () => {
         i => [i.currentSrc || i.src, i.complete && i.naturalWidth > 0]),
     hrefs: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
     ids: Array.from(document.querySelectorAll('[id]')).map(e => e.id),
+    wideEquations: Array.from(article.querySelectorAll('mjx-container[display="true"]')).filter(
+        m => m.scrollWidth > m.clientWidth + 1).length,
     wideBlocks: Array.from(article.querySelectorAll('div.cell pre')).filter(
         p => p.scrollWidth > p.clientWidth + 1).length,
     answers: document.querySelectorAll('details.answer').length,
@@ -217,6 +221,7 @@ def inspect_site(site: Path, screenshots: dict[str, Path] | None = None,
                 report.equations, report.math_errors = facts["equations"], facts["mathErrors"]
                 report.leftover_tex = facts["leftoverTex"]
                 report.wide_blocks = facts["wideBlocks"]
+                report.wide_equations = facts["wideEquations"]
                 report.images = len(facts["images"])
                 report.broken_images = [src for src, ok in facts["images"] if not ok]
                 for href in facts["hrefs"]:

@@ -176,6 +176,7 @@ def test_every_equation_is_typeset(site):
         assert page.equations == expected, path.name
         assert page.math_errors == 0, path.name
         assert page.leftover_tex == [], path.name
+        assert page.wide_equations == 0, f"{path.name}: a display equation scrolls at 1280 px"
 
 
 def test_every_figure_loads_and_every_internal_link_resolves(site):
