@@ -190,11 +190,24 @@ def course_map(readme: str) -> str:
             f"## What you will learn\n{section}")
 
 
+STAGE_MARK = ".reading-edition-source"    # in a staging folder this builder wrote
+
+
+def _replaceable(folder: Path, mark: str, what: str) -> None:
+    """Refuse to delete ``folder`` unless it is empty or this builder made it (``mark``)."""
+    if folder.exists() and (not folder.is_dir() or
+                            (any(folder.iterdir()) and not (folder / mark).exists())):
+        raise ValueError(f"{what}: {folder} exists and is not a reading edition built here; "
+                         "choose an empty or new folder (nothing was deleted)")
+
+
 def stage(out: Path) -> list[str]:
     """Write the Sphinx source folder ``out``; return the page names in reading order."""
+    _replaceable(out, STAGE_MARK, "staging folder")
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    (out / STAGE_MARK).write_text("written by book/build_book.py; deleted at each build\n")
     pages = []
     paths = sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb"))
     names = {path.name[:2]: path.name for path in paths}
@@ -216,6 +229,7 @@ def build(out: Path = DEFAULT_OUT, *, quiet: bool = True) -> Path:
     Any Sphinx warning fails the build."""
     out = Path(out)
     src = out.parent / (out.name + "-src")
+    _replaceable(out, ".buildinfo", "--out")         # Sphinx writes .buildinfo in its output
     stage(src)
     if out.exists():
         shutil.rmtree(out)
@@ -236,7 +250,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"output folder (default: {DEFAULT_OUT.relative_to(ROOT)})")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    index = build(args.out)
+    try:
+        index = build(args.out)
+    except ValueError as error:
+        parser.error(str(error))
     print(f"reading edition built in {time.perf_counter() - start:.1f} s: {index}")
     return 0
 

@@ -129,6 +129,20 @@ def test_the_home_page_is_the_course_map_with_links_between_pages():
         build.course_map("# Title\n\nIntro.\n\n## Other\ntext\n")
 
 
+def test_the_builder_never_deletes_a_folder_it_did_not_make(tmp_path):
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "essay.ipynb").write_text("{}")
+    with pytest.raises(ValueError, match="--out: .* is not a reading edition built here"):
+        build.build(mine)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site-src").mkdir()
+    (tmp_path / "site-src" / "draft.md").write_text("mine")
+    with pytest.raises(ValueError, match="staging folder: .*nothing was deleted"):
+        build.build(tmp_path / "site")
+    assert (mine / "essay.ipynb").exists() and (tmp_path / "site-src" / "draft.md").exists()
+
+
 def test_math_is_counted_as_myst_parses_it():
     assert browse.count_math("a $x$ and $$y$$ and `$z$` and\n\n$$\nw\n$$\n") == 3
     assert browse.count_math("\\begin{align}a&=b\\end{align}\n") == 1
