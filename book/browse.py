@@ -13,6 +13,7 @@ import argparse
 import functools
 import http.server
 import json
+import re
 import shutil
 import sys
 import threading
@@ -123,21 +124,30 @@ def _serve(site: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
-def _search(context, base: str, word: str, report: PageReport) -> int:
-    """Number of pages the site's own search lists for ``word`` (0 if it lists none in 20 s);
-    console errors and requests outside the site go to ``report``."""
+def _open_page(context, base: str, report: PageReport):
+    """A new browser page whose console errors, failed requests to the site and blocked
+    requests elsewhere are written to ``report``."""
     page = context.new_page()
     page.on("console", lambda m: m.type == "error" and report.console_errors.append(m.text))
     page.on("pageerror", lambda e: report.console_errors.append(str(e)))
+    page.on("requestfailed", lambda q: q.url.startswith(base)
+            and report.failed_requests.append(q.url))
     page.route("**/*", _only_the_site(base, report))
-    page.goto(f"{base}search.html?q={word}", wait_until="load")
+    return page
+
+
+def _search(context, base: str, word: str, report: PageReport) -> int:
+    """Number of pages the site's own search lists for ``word`` (0 if it lists none in 20 s);
+    what goes wrong on the way goes to ``report``."""
+    page = _open_page(context, base, report)
     try:
+        page.goto(f"{base}search.html?q={word}", wait_until="load")
         page.wait_for_selector("#search-results ul li", timeout=20_000)
+        return page.locator("#search-results ul li").count()
     except Exception:
         return 0
-    found = page.locator("#search-results ul li").count()
-    page.close()
-    return found
+    finally:
+        page.close()
 
 
 def _only_the_site(base: str, report: PageReport):
@@ -208,14 +218,7 @@ def inspect_site(site: Path, screenshots: dict[str, Path] | None = None,
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             for html in sorted(site.glob("*.html")):
                 report = PageReport(html.stem)
-                page = context.new_page()
-                page.on("console", lambda m, r=report: m.type == "error"
-                        and r.console_errors.append(m.text))
-                page.on("pageerror", lambda e, r=report: r.console_errors.append(str(e)))
-                page.on("requestfailed", lambda q, r=report: q.url.startswith(base)
-                        and r.failed_requests.append(q.url))
-
-                page.route("**/*", _only_the_site(base, report))
+                page = _open_page(context, base, report)
                 page.goto(base + html.name, wait_until="load")
                 facts = page.evaluate(_PAGE_FACTS)
                 report.equations, report.math_errors = facts["equations"], facts["mathErrors"]
@@ -262,10 +265,9 @@ def inspect_site(site: Path, screenshots: dict[str, Path] | None = None,
                 broken.append(f"{report.name}: {link} (no such file)")
                 continue
             if fragment and target.suffix == ".html":
-                ids = (pages[target.stem].ids if target.parent == site and target.stem in pages
-                       else set())
-                if not ids and f'id="{fragment}"' in target.read_text(encoding="utf-8"):
-                    continue
+                visited = pages.get(target.stem) if target.parent == site else None
+                ids = (visited.ids if visited is not None else
+                       set(re.findall(r'\bid="([^"]+)"', target.read_text(encoding="utf-8"))))
                 if unquote(fragment) not in ids:
                     broken.append(f"{report.name}: {link} (no element with id {fragment!r})")
     return SiteReport(pages, broken, total, search_results)

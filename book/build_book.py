@@ -61,9 +61,13 @@ QUESTIONS_INTRO = ("Write your answer under each question. The instructor editio
 QUESTIONS_INTRO_HERE = "Think of your answer first, then open *Show answer* under each question."
 
 
+def _joined(text: str | list[str]) -> str:
+    """A notebook's multi-line string, stored either whole or as a list of lines."""
+    return "".join(text) if isinstance(text, list) else text
+
+
 def _source(cell: dict) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else src
+    return _joined(cell.get("source", ""))
 
 
 def collapse_answers(text: str) -> str:
@@ -91,8 +95,7 @@ def merge_streams(outputs: list[dict]) -> list[dict]:
 
 
 def _text(out: dict) -> str:
-    text = out.get("text", "")
-    return "".join(text) if isinstance(text, list) else text
+    return _joined(out.get("text", ""))
 
 
 def tables_as_markdown(outputs: list[dict]) -> list[dict]:

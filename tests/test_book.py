@@ -150,8 +150,8 @@ def test_math_is_counted_as_myst_parses_it():
 
 
 def _answers(nb: dict) -> int:
-    return sum(("".join(c["source"]) if isinstance(c["source"], list) else c["source"])
-               .count(build.ANSWER_BEGIN) for c in nb["cells"] if c["cell_type"] == "markdown")
+    return sum(build._source(c).count(build.ANSWER_BEGIN) for c in nb["cells"]
+               if c["cell_type"] == "markdown")
 
 
 def _images(nb: dict) -> int:
