@@ -10,8 +10,9 @@ reading (nothing is executed):
   removed from code cells; the code between them stays;
 * each worked answer (``<!-- BEGIN SOLUTION -->`` ... ``<!-- END SOLUTION -->`` in markdown)
   is put behind a "Show answer" disclosure;
-* live-widget outputs are replaced by a one-line note (a static page cannot run them; the
-  notebooks show a static figure beside every widget), and the saved widget state goes;
+* the line a batch run prints where a person's notebook shows sliders
+  (``utils.plotting.interact``) becomes a note for the reader (a static page has no sliders;
+  the figure above them shows the default);
 * consecutive printed lines are one block, and results tables printed as markdown are
   rendered as tables;
 * mentions such as "notebook 03" link to that notebook, and the questions' introduction
@@ -33,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+from utils.plotting import NO_SLIDERS
+
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 SOLUTIONS = ROOT / "solutions"
@@ -47,10 +50,9 @@ ANSWER_BEGIN = "<!-- BEGIN SOLUTION -->"
 ANSWER_END = "<!-- END SOLUTION -->"
 ANSWER_OPEN = '\n<details class="answer">\n<summary>Show answer</summary>\n\n'
 ANSWER_CLOSE = "\n\n</details>\n\n"
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-WIDGET_NOTE = {"output_type": "display_data", "metadata": {}, "data": {"text/markdown": (
-    "*In a running notebook a widget appears here to choose another setting; the figure "
-    "above shows the default one.*")}}
+SLIDER_NOTE = {"output_type": "display_data", "metadata": {}, "data": {"text/markdown": (
+    "*In JupyterLab, sliders appear here to choose another setting; the figure above shows "
+    "the default one.*")}}
 
 
 TABLE_LINE = re.compile(r"^\|.*\|[ \t]*\n?$")
@@ -155,7 +157,6 @@ def prepare_notebook(nb: dict, names: dict[str, str] | None = None, own: str = "
     this notebook's number."""
     names = names or {}
     nb = json.loads(json.dumps(nb))
-    nb.get("metadata", {}).pop("widgets", None)
     first_code = True
     for cell in nb["cells"]:
         text = _source(cell)
@@ -163,11 +164,9 @@ def prepare_notebook(nb: dict, names: dict[str, str] | None = None, own: str = "
             if first_code:
                 text, first_code = INSTALL_GUARD.sub("", text, count=1), False
             cell["source"] = CODE_MARKER.sub("", text)
-            outputs = cell.get("outputs", [])
-            kept = [o for o in outputs if WIDGET_MIME not in o.get("data", {})]
-            if len(kept) < len(outputs):
-                kept.append(WIDGET_NOTE)
-            cell["outputs"] = tables_as_markdown(merge_streams(kept))
+            outputs = [SLIDER_NOTE if _joined(o.get("text", "")).startswith(NO_SLIDERS) else o
+                       for o in cell.get("outputs", [])]
+            cell["outputs"] = tables_as_markdown(merge_streams(outputs))
         elif cell["cell_type"] == "markdown":
             text = text.replace(QUESTIONS_INTRO, QUESTIONS_INTRO_HERE)
             cell["source"] = link_notebooks(collapse_answers(text), names, own)

@@ -108,15 +108,18 @@ def test_unbalanced_answer_markers_are_refused():
         build.prepare_notebook(_nb(_md("<!-- BEGIN SOLUTION -->\nno end\n")))
 
 
-def test_widget_outputs_become_a_note_and_widget_state_is_dropped():
-    widget = {"output_type": "display_data", "metadata": {},
-              "data": {"text/plain": "interactive(...)", build.WIDGET_MIME: {"model_id": "a"}}}
+def test_the_batch_line_of_the_sliders_becomes_a_note_for_the_reader():
+    from utils.plotting import NO_SLIDERS
+
+    line = {"output_type": "stream", "name": "stdout",
+            "text": [f"{NO_SLIDERS}: no sliders, and the figure above stands. ", "More.\n"]}
+    other = {"output_type": "stream", "name": "stdout", "text": "No live music tonight.\n"}
     figure = {"output_type": "display_data", "metadata": {},
               "data": {"image/png": "iVBOR", "text/plain": "<Figure>"}}
-    nb = _nb(_code("interact(f)", [figure, widget]), metadata={"widgets": {"state": {}}})
-    out = build.prepare_notebook(nb)
-    assert out["cells"][0]["outputs"] == [figure, build.WIDGET_NOTE]
-    assert "widgets" not in out["metadata"]
+    out = build.prepare_notebook(_nb(_code("interact(f, a=(1, 0, 3))", [figure, line]),
+                                     _code("print(x)", [other])))
+    assert out["cells"][0]["outputs"] == [figure, build.SLIDER_NOTE]
+    assert out["cells"][1]["outputs"] == [other]
 
 
 def test_the_home_page_is_the_course_map_with_links_between_pages():

@@ -178,11 +178,11 @@ def test_nbgrader_autograde_scores_right_wrong_and_blank_answers(tmp_path):
 
 
 def grade_rows(tmp_path: Path, course_dir: Path, submissions: list[Path],
-               timeout: int = 120) -> list[dict]:
+               timeout: int = 120, *options: str) -> list[dict]:
     out = tmp_path / "grades.csv"
     text = run([sys.executable, "-m", "utils.grade", *map(str, submissions), "--course",
                 str(course_dir), "--csv", str(out), "--markdown", str(tmp_path / "grades.md"),
-                "--timeout", str(timeout)], ROOT)
+                "--timeout", str(timeout), *options], ROOT)
     assert re.search(r"\[1/\d+\] ", text), "progress lines"
     with out.open(encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
@@ -196,6 +196,22 @@ def quiz_course(tmp_path: Path) -> tuple[nbformat.NotebookNode, nbformat.Noteboo
     course_dir.mkdir()
     nbformat.write(student, course_dir / "00_quiz.ipynb")
     return solution, student, course_dir
+
+
+def test_a_stuck_cell_is_interrupted_at_its_limit_and_costs_that_cell_only(tmp_path):
+    solution, student, course_dir = quiz_course(tmp_path)
+    (tmp_path / "stuck").mkdir()
+    nb = answer(student, solution, dict.fromkeys(QUIZ_EXERCISES, "right"))
+    cell = next(c for c in nb.cells if c.metadata["nbgrader"]["grade_id"] == "softmax")
+    docstring_end = cell.source.index('"""', cell.source.index('"""') + 3) + 3
+    cell.source = (cell.source[:docstring_end] + "\n    __import__('time').sleep(600)"
+                   + cell.source[docstring_end:])           # the check cell's call never returns
+    nbformat.write(nb, tmp_path / "stuck" / "00_quiz.ipynb")
+    rows = grade_rows(tmp_path, course_dir, [tmp_path / "stuck"], 120, "--cell-timeout", "4")
+    table = {r["exercise"]: r for r in rows}
+    assert table["softmax"]["status"] == "❌" and table["softmax"]["points"] == "0"
+    assert "ran past its limit of 4 s and was interrupted" in table["softmax"]["message"]
+    assert all(table[e]["status"] == "✅" for e in QUIZ_EXERCISES if e != "softmax"), rows
 
 
 def test_the_grading_command_grades_and_survives_broken_notebooks(tmp_path):

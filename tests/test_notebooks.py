@@ -98,15 +98,25 @@ def test_long_cells_show_progress_while_they_run(path):
 
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
+SLIDERS = re.compile(r"^\s*(?:\w+\s*=\s*)?(?:widgets\.)?interact\(", re.M)
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
-def test_a_widget_has_a_static_figure_for_pages_that_cannot_run_it(path):
-    """A static page (GitHub, nbviewer) shows a widget as its text only: the widget's cell, or
-    the code cell before it, must hold a committed figure of the widget's default view."""
-    code = [(i, c) for i, (kind, _, c) in enumerate(cells(path)) if kind == "code"]
-    for k, (index, cell) in enumerate(code):
-        if any(WIDGET in o.get("data", {}) for o in cell["outputs"]):
-            near = [c for _, c in code[max(k - 1, 0):k + 1]]
+def test_sliders_go_through_the_course_helper_and_have_a_static_figure(path):
+    """Sliders start only in a person's frontend (utils.plotting.interact): a batch run and a
+    static page (GitHub, nbviewer, the reading edition) show the figure drawn just before, so
+    the slider's cell, or the code cell before it, must hold a committed figure; no widget
+    output or saved widget state is committed (a batch run starts none)."""
+    nb = json.loads(path.read_text())
+    assert "widgets" not in nb["metadata"], f"{path.name}: saved widget state; re-execute it"
+    code = [(i, src, c) for i, (kind, src, c) in enumerate(cells(path)) if kind == "code"]
+    for k, (index, source, cell) in enumerate(code):
+        assert "ipywidgets" not in source, (
+            f"{path.name}: cell {index} uses ipywidgets directly; call "
+            "utils.plotting.interact, which starts no widget in a batch run")
+        assert not any(WIDGET in o.get("data", {}) for o in cell["outputs"]), (
+            f"{path.name}: cell {index} has a committed widget output")
+        if SLIDERS.search(source):
+            near = [c for _, _, c in code[max(k - 1, 0):k + 1]]
             assert any("image/png" in o.get("data", {}) for c in near for o in c["outputs"]), (
-                f"{path.name}: the widget in cell {index} has no static figure beside it")
+                f"{path.name}: the sliders in cell {index} have no static figure beside them")

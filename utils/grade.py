@@ -7,7 +7,8 @@ number (``02_...ipynb``).
 
 Every notebook runs in a fresh kernel, in a temporary folder, in fast mode
 (``ACV_FAST=1``; ``--full`` for the full sizes) and grading mode (``ACV_GRADING=1``: a blank
-exercise fails instead of falling back), within a time limit. As nbgrader does, the locked
+exercise fails instead of falling back), within a time limit for the notebook and one for
+each cell (a cell past it is interrupted and the next cell runs). As nbgrader does, the locked
 cells (the check cells among them) are first restored from the course's student edition, so
 only the learner's exercise cells and own extra cells count. One row per exercise:
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import re
 import subprocess
@@ -145,6 +147,8 @@ def _verdicts(executed: nbformat.NotebookNode, checks: list[Check],
         errors = [o for o in cell.outputs if o.output_type == "error"] if cell else []
         if cell is None or (cell.execution_count is None and not errors):
             out.append(("❌", stopped or "the check cell did not run", 0))
+        elif TIMED_OUT in cell.metadata:
+            out.append(("❌", cell.metadata[TIMED_OUT], 0))
         elif errors and errors[0].ename == "ExerciseOpen":
             out.append(("⏳", _first_line(errors[0].evalue), 0))
         elif errors:
@@ -163,21 +167,58 @@ def _verdicts(executed: nbformat.NotebookNode, checks: list[Check],
     return out
 
 
-def _execute(nb: nbformat.NotebookNode, timeout: float) -> str | None:
-    """Run ``nb`` in place in a fresh kernel; return why it stopped early, or None."""
+class _OutOfTime(Exception):
+    """The notebook's time limit is spent: no further cell is started."""
+
+
+TIMED_OUT = "acv_timed_out"  # cell metadata: why a cell was interrupted at its time limit
+
+
+def _execute(nb: nbformat.NotebookNode, timeout: float, cell_timeout: float) -> str | None:
+    """Run ``nb`` in place in a fresh kernel; return why it stopped early, or None.
+
+    Each cell may run ``cell_timeout`` seconds, and no longer than what is left of the
+    notebook's ``timeout``. A cell past its limit is interrupted (KeyboardInterrupt), its
+    metadata (``TIMED_OUT``) records why, and the next cell runs: one stuck cell costs that
+    cell only. Once the notebook's time is spent, no further cell starts.
+    """
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from nbclient.exceptions import DeadKernelError
 
     deadline = time.monotonic() + timeout
+    out_of_time = f"the notebook ran past the time limit of {timeout:g} s"
+    current: dict = {}
+
+    def start(cell: nbformat.NotebookNode, cell_index: int) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _OutOfTime
+        current.update(started=time.monotonic(), limit=max(1, min(cell_timeout, left)))
+
+    def limit(cell: nbformat.NotebookNode) -> int:
+        return int(math.ceil(current["limit"]))
+
+    def executed(cell: nbformat.NotebookNode, cell_index: int, execute_reply: dict) -> None:
+        if time.monotonic() - current["started"] < current["limit"]:
+            return
+        if current["limit"] < cell_timeout:  # stopped by what was left of the notebook's time
+            cell.metadata[TIMED_OUT] = out_of_time
+            raise _OutOfTime
+        cell.metadata[TIMED_OUT] = (f"the cell ran past its limit of {cell_timeout:g} s and was "
+                                    "interrupted (an endless loop, or far too slow?)")
+
     with tempfile.TemporaryDirectory(prefix="acv-grade-") as workdir:
         client = NotebookClient(
-            nb, kernel_name="python3", allow_errors=True, interrupt_on_timeout=False,
-            timeout_func=lambda cell: max(1, int(deadline - time.monotonic()) + 1),
+            nb, kernel_name="python3", allow_errors=True, interrupt_on_timeout=True,
+            # after the interrupt, go on without waiting for the stuck cell's own reply
+            error_on_timeout={"ename": "CellTimeout", "evalue": "interrupted at its time limit",
+                              "traceback": []},
+            timeout_func=limit, on_cell_start=start, on_cell_executed=executed,
             resources={"metadata": {"path": workdir}})
         try:  # the kernel's own log lines (and its tracebacks on shutdown) are not the table's
             client.execute(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except CellTimeoutError:
-            return f"the notebook ran past the time limit of {timeout:g} s"
+        except _OutOfTime:
+            return out_of_time
         except DeadKernelError:
             return "the kernel died (the notebook crashed Python)"
         except Exception as exc:  # nbclient's own failures: report, go on with the next one
@@ -185,7 +226,8 @@ def _execute(nb: nbformat.NotebookNode, timeout: float) -> str | None:
     return None
 
 
-def _grade_notebook(path: Path, submission: str, course: Path, timeout: float) -> list[Row]:
+def _grade_notebook(path: Path, submission: str, course: Path, timeout: float,
+                    cell_timeout: float) -> list[Row]:
     """The rows of one submitted notebook."""
     number = re.match(r"(\d\d)_", path.name)
     matches = sorted(course.glob(f"{number[1]}_*.ipynb")) if number else []
@@ -205,7 +247,7 @@ def _grade_notebook(path: Path, submission: str, course: Path, timeout: float) -
         return [Row(submission, name, WHOLE_NOTEBOOK, "❌",
                     f"not a valid notebook (JSON): {_first_line(str(exc))}", 0, total)]
     runnable = _restore_locked_cells(submitted, course_nb)
-    stopped = _execute(runnable, timeout)
+    stopped = _execute(runnable, timeout, cell_timeout)
     rows = [Row(submission, name, check.exercise, status, message, points, check.points)
             for check, (status, message, points) in zip(checks, _verdicts(runnable, checks,
                                                                          stopped), strict=True)]
@@ -266,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write the Markdown table (default: grades.md)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds each notebook may run (default: 300)")
+    parser.add_argument("--cell-timeout", type=float, default=None,
+                        help="seconds one cell may run before it is interrupted; the next cell "
+                             "then runs (default: 120, or 600 with --full)")
     parser.add_argument("--full", action="store_true",
                         help="run the full-size experiments instead of fast mode")
     parser.add_argument("--course", type=Path, default=COURSE,
@@ -277,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
                      f"{', '.join(missing)}")
     if args.timeout <= 0:
         parser.error(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    if args.cell_timeout is None:
+        args.cell_timeout = 600.0 if args.full else 120.0
+    if args.cell_timeout <= 0:
+        parser.error(f"--cell-timeout must be a positive number of seconds, got "
+                     f"{args.cell_timeout:g}")
     if not args.course.is_dir():
         parser.error(f"--course must be the folder of the course's notebooks, got {args.course}")
     notebooks = _find_notebooks(args.submissions)
@@ -288,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     for number, (submission, path) in enumerate(notebooks, start=1):
         print(f"[{number}/{len(notebooks)}] {submission}: {path.name} …", flush=True)
         start = time.monotonic()
-        new = _grade_notebook(path, submission, args.course, args.timeout)
+        new = _grade_notebook(path, submission, args.course, args.timeout,
+                              args.cell_timeout)
         rows += new
         marks = "".join(r.status for r in new)
         print(f"    {marks}  {sum(r.points for r in new)}/{sum(r.max_points for r in new)} points "

@@ -144,3 +144,45 @@ def learning_curves(results: dict, *, title: str = "") -> plt.Figure:
     fig.suptitle((title + ": " if title else "") + f"mean over {'/'.join(map(str, sorted(n)))} "
                  "seeds (line) and range (band)", fontweight="bold")
     return fig
+
+
+NO_SLIDERS = "No live notebook frontend here (a batch run)"  # how the batch line begins
+
+
+def interact(function, /, *, fixed: dict | None = None, **sliders: tuple[int, int, int]) -> None:
+    """Redraw ``function`` under integer sliders where a person's frontend can show them.
+
+    ``sliders`` maps each argument of ``function`` to ``(start, low, high)``; ``fixed`` holds the
+    arguments that stay as given. The sliders start only in a live frontend (JupyterLab,
+    Jupyter Notebook: ``runtime.live_frontend()``); a batch run (nbconvert, nbval, grading)
+    prints one line instead and starts no widget, so it cannot stall on one and the static
+    figure above the cell stands.
+    """
+    from . import runtime
+
+    if not callable(function):
+        raise ValueError(f"function must be callable, got {type(function).__name__}")
+    fixed = dict(fixed or {})
+    for name, spec in sliders.items():
+        integers = isinstance(spec, tuple) and len(spec) == 3 and all(
+            isinstance(v, int | np.integer) and not isinstance(v, bool) for v in spec)
+        if not integers or not spec[1] <= spec[0] <= spec[2]:
+            raise ValueError(f"slider {name!r} must be (start, low, high), three integers with "
+                             f"low <= start <= high; got {spec!r}")
+    overlap = sorted(set(fixed) & set(sliders))
+    if overlap:
+        raise ValueError(f"{overlap} are given both as sliders and in fixed; give each once")
+    call = f"{getattr(function, '__name__', 'the function')}({', '.join(sliders)})"
+    if not runtime.live_frontend():
+        print(f"{NO_SLIDERS}: no sliders, and the figure above stands. In JupyterLab this "
+              f"cell shows sliders; anywhere, call {call} yourself.")
+        return
+    try:
+        import ipywidgets as widgets
+    except ImportError:
+        print(f"ipywidgets is not installed: call {call} yourself instead.")
+        return
+    controls = {name: widgets.IntSlider(value=int(start), min=int(low), max=int(high))
+                for name, (start, low, high) in sliders.items()}
+    controls.update({name: widgets.fixed(value) for name, value in fixed.items()})
+    widgets.interact(function, **controls)

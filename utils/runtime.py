@@ -1,4 +1,4 @@
-"""Device, seed, fast-mode and grading-mode helpers: the one place each of these is decided.
+"""Device, seed, fast-mode, grading-mode and frontend helpers: the one place each is decided.
 
 Fast mode is switched on by the environment variable ``ACV_FAST`` (``make test`` sets
 ``ACV_FAST=1``). Unset, empty or ``0`` means full size: the instructive sizes the notebooks
@@ -45,6 +45,31 @@ def fast_mode() -> bool:
 def grading_mode() -> bool:
     """Return True when a grader runs the notebook (``ACV_GRADING``): blank exercises fail."""
     return _env_flag(GRADING_ENV_VAR)
+
+
+def live_frontend() -> bool:
+    """True when a person's notebook frontend runs the current cell, so widgets can be shown.
+
+    JupyterLab and Jupyter Notebook send every execute request with ``allow_stdin`` true: a
+    person is there to type into ``input()``. Batch executors (nbclient, hence ``jupyter
+    nbconvert --execute``, nbgrader and ``python -m utils.grade``; nbval) send it false, and no
+    frontend renders a widget for them. Starting one there is worse than useless:
+    nbclient answers an ``interact``'s Output widget on the kernel's shell socket while it waits
+    on that socket for the cell's reply, and that reply is then sometimes missed until the cell's
+    time limit (nbclient issue 312). Outside a kernel (plain Python) and under grading mode the
+    answer is False as well.
+    """
+    if grading_mode():
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    kernel = getattr(get_ipython(), "kernel", None)
+    if kernel is None or not hasattr(kernel, "get_parent"):
+        return False
+    request = kernel.get_parent("shell") or {}
+    return bool(request.get("content", {}).get("allow_stdin", False))
 
 
 def pick(fast: T, full: T) -> T:
