@@ -201,7 +201,12 @@ def test_a_foreign_csv_is_refused_before_any_data(tmp_path, capsys, no_data):
 
 def test_one_run_of_the_committed_sweep_is_reproduced():
     """Notebook 06 reads data/video_sweep.csv; re-train one of its runs (c2d, seed 0, full
-    mode, the fastest model) with the recorded thread count and compare every column."""
+    mode, the fastest model) with the recorded thread count and compare the accuracies.
+
+    The run is seeded, but a processor with other vector units sums in another order, so a
+    test clip whose two top logits nearly tie can change class: on an AMD EPYC with AVX-512
+    one clip of class 0 and one of class 5 (100 clips each) swapped. So each accuracy must be
+    within 2 clips of the recorded one."""
     from pathlib import Path
 
     rows = tv.read_results(Path(__file__).parent.parent / "data" / "video_sweep.csv")
@@ -217,6 +222,7 @@ def test_one_run_of_the_committed_sweep_is_reproduced():
                                   lr=row["lr"], seed=0, progress="off")
     finally:
         torch.set_num_threads(threads)
-    assert abs(run.accuracy - row["accuracy"]) < 1e-6, (run.accuracy, row)
+    per_class = row["test_clips"] // len(run.per_class)
+    assert abs(run.accuracy - row["accuracy"]) <= 2 / row["test_clips"] + 1e-9, (run.accuracy, row)
     for k, acc in enumerate(run.per_class):
-        assert abs(acc - row[f"class{k}"]) < 1e-6, (k, acc, row)
+        assert abs(acc - row[f"class{k}"]) <= 2 / per_class + 1e-9, (k, acc, row)
