@@ -20,6 +20,7 @@ from utils import (
     functional,
     gradcheck,
     grade,
+    measure,
     memory_wall,
     models,
     modules,
@@ -258,7 +259,8 @@ BAD_CALLS = {
                                     "rows must be a non-empty list")],
     "memory_wall.read_recorded": [(lambda: memory_wall.read_recorded("/nonexistent.csv"),
                                    "path must be a recorded measurement file")],
-    "memory_wall.peak_bytes": [(lambda: memory_wall.peak_bytes(np.ones(3)), "fn must be callable")],
+    "measure.peak_bytes": [(lambda: measure.peak_bytes(np.ones(3)), "fn must be callable")],
+    "measure.device_name": [(lambda: measure.device_name("cuda"), "device must be a torch.device")],
     "models.conv_bn": [(lambda: models.conv_bn(0, 4, 3), "cin must be >= 1"),
                        (lambda: models.conv_bn(4, 4, 2), "kernel must be odd")],
     "models.BasicBlock": [(lambda: models.BasicBlock(4, 0), "width must be >= 1"),
@@ -625,6 +627,7 @@ NO_INPUT = {
     "runtime.grading_mode": "reads ACV_GRADING; no arguments",
     "runtime.mode_name": "no arguments",
     "runtime.live_frontend": "reads the current execute request; no arguments",
+    "measure.PeakRSS": "no arguments: start() then extra_kib()",
     "runtime.environment_report": "no arguments",
     "runtime.pick": "returns one of two values of any type; nothing to refuse",
     "training.digit_experiment": "no arguments",
@@ -684,8 +687,9 @@ def _public_names() -> set[str]:
     for info in pkgutil.iter_modules(utils.__path__):
         module = importlib.import_module(f"utils.{info.name}")
         for name, obj in vars(module).items():
+            home = getattr(obj, "__module__", "") or ""
             if (not name.startswith("_") and (inspect.isfunction(obj) or inspect.isclass(obj))
-                    and obj.__module__ == module.__name__):
+                    and (home == module.__name__ or home.startswith(module.__name__ + "."))):
                 names.add(f"{info.name}.{name}")
     return names
 

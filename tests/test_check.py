@@ -390,3 +390,39 @@ def test_a_loop_answer_may_be_a_list_and_numpy_floats(capsys):
 
     assert check.evaluate_epoch(as_list) is as_list
     assert "✅ evaluate_epoch: correct" in capsys.readouterr().out
+
+
+def test_a_setting_left_changed_is_put_back_and_fails_the_answer():
+    def quiet(x):                       # right values, but NumPy's warnings stay off afterwards
+        np.seterr(all="ignore")
+        return 2.0 * x
+
+    before = np.geterr()
+    with pytest.raises(AssertionError, match=r"❌ double \(test case 1 of 2.*np\.seterr"):
+        run(quiet)
+    assert np.geterr() == before
+
+
+def test_a_scalar_entry_of_a_params_dict_changed_in_place_is_reported():
+    def mine(x, p):
+        p["b"] = 0.0                    # a learner "resets" the bias in the caller's dict
+        return x * p["w"]
+
+    cases = [Case((np.ones(3), {"w": 2.0, "b": 0.0})), Case((np.ones(3), {"w": 2.0, "b": 1.5}))]
+    with pytest.raises(AssertionError, match=r"test case 2 of 2.*modified argument 2 in place"):
+        check_exercise(mine, lambda x, p: x * p["w"], cases, title="scale", idea="scale by w")
+
+
+def test_a_loop_that_leaves_autograd_off_fails_with_the_course_message_not_a_crash():
+    import torch
+
+    from utils import training
+
+    def leaves_it_off(model, batches, optimizer, scheduler=None):
+        loss = training.train_one_epoch(model, batches, optimizer, scheduler)
+        torch.set_grad_enabled(False)   # "no gradients needed any more"
+        return loss
+
+    with pytest.raises(AssertionError, match=r"❌ train_one_epoch \(test case 1 of 2.*gradient recording"):
+        check.train_one_epoch(leaves_it_off)
+    assert torch.is_grad_enabled()

@@ -7,7 +7,11 @@ PyTorch module exercises nn.Module classes; the checkers take and return either 
 """
 
 import contextlib
+import copy
 import math
+import os
+import tracemalloc
+from collections import OrderedDict
 from functools import partial
 
 import numpy as np
@@ -1318,3 +1322,1896 @@ class _no_warning_filter:
 def test_counting_and_denoising_references_are_the_ones_checked():
     assert check.se_overhead(counting.se_parameter_overhead) is counting.se_parameter_overhead
     assert check.nlmeans_weights(denoising.nlmeans_weights) is denoising.nlmeans_weights
+
+# =============================================================================================
+# Round two: a corpus written afresh for the PyTorch, training-loop and numerically delicate
+# exercises, of kinds round one lacks: tensors made in forward on the CPU or in float32, state
+# kept across forward passes or left in a tensor on the graph, settings of the whole notebook
+# left changed, softmaxes that overflow in float32 or share one maximum among rows or batch
+# elements, ECA's kernel-size rules at the channel counts where they part, tiles whose every
+# score is very negative, and loops and evaluations that spoil the model or autograd.
+# =============================================================================================
+
+# --- SqueezeExcitation ------------------------------------------------------------------------
+
+
+class _SEBase(nn.Module):
+    """The exercise's layers; each subclass below writes its own forward."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__()
+        self.fc1 = nn.Linear(channels, channels // reduction)
+        self.fc2 = nn.Linear(channels // reduction, channels)
+
+    def excite(self, z):
+        return torch.sigmoid(self.fc2(F.relu(self.fc1(z))))
+
+
+class _SEEinsum(nn.Module):
+    """Right: einsum for the squeeze and the scaling, F.linear with the layers' own weights."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__()
+        self.fc1 = nn.Linear(channels, channels // reduction)
+        self.fc2 = nn.Linear(channels // reduction, channels)
+
+    def forward(self, x):
+        z = torch.einsum("bchw->bc", x) / (x.shape[2] * x.shape[3])
+        a = F.relu(F.linear(z, self.fc1.weight, self.fc1.bias))
+        s = torch.sigmoid(F.linear(a, self.fc2.weight, self.fc2.bias))
+        return torch.einsum("bchw,bc->bchw", x, s)
+
+
+class _SEAccumulate(_SEBase):
+    """Right: the squeeze summed row by row into x.new_zeros (the input's dtype and device), a
+    detached copy of the gate kept for plotting, a call counter that changes nothing."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__(channels, reduction)
+        self.calls, self.last_gate = 0, None
+
+    def forward(self, x):
+        self.calls += 1
+        z = x.new_zeros(x.shape[:2])
+        for i in range(x.shape[2]):
+            z = z + x[:, :, i].sum(-1)
+        s = self.excite(z / (x.shape[2] * x.shape[3]))
+        self.last_gate = s.detach()
+        return x * s.unsqueeze(-1).unsqueeze(-1)
+
+
+class _SEAddmm(_SEBase):
+    """Right: torch.addmm with the transposed weights, the sigmoid written out, a ones tensor
+    made like x (torch.ones_like) to broadcast the gate."""
+
+    def forward(self, x):
+        z = torch.mean(x, dim=[-1, -2])
+        a = torch.addmm(self.fc1.bias, z, self.fc1.weight.t()).clamp(min=0)
+        s = 1 / (1 + torch.exp(-torch.addmm(self.fc2.bias, a, self.fc2.weight.t())))
+        return x * (torch.ones_like(x) * s[:, :, None, None])
+
+
+class _SEZerosOnCPU(_SEBase):
+    """Wrong: the squeeze accumulated in torch.zeros(..., dtype=x.dtype), made on the CPU."""
+
+    def forward(self, x):
+        z = torch.zeros(x.shape[0], x.shape[1], dtype=x.dtype)
+        for i in range(x.shape[2]):
+            z = z + x[:, :, i].sum(-1)
+        return x * self.excite(z / (x.shape[2] * x.shape[3]))[:, :, None, None]
+
+
+class _SEFloatCount(_SEBase):
+    """Wrong: divides by torch.tensor([H * W]).float(), a float32 tensor made in forward."""
+
+    def forward(self, x):
+        z = x.sum((2, 3)) / torch.tensor([x.shape[2] * x.shape[3]]).float()
+        return x * self.excite(z)[:, :, None, None]
+
+
+class _SEKeepsGate(_SEBase):
+    """Wrong: keeps the gate as an attribute, still attached to the graph."""
+
+    def forward(self, x):
+        s = self.excite(x.mean((2, 3)))
+        self.last_gate = s
+        return x * s[:, :, None, None]
+
+
+class _SECachedGate(_SEBase):
+    """Wrong: computes the gate once and reuses its detached copy on later calls."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__(channels, reduction)
+        self.cache = None
+
+    def forward(self, x):
+        if self.cache is None or self.cache.shape[0] != x.shape[0]:
+            self.cache = self.excite(x.mean((2, 3))).detach()
+        return x * self.cache[:, :, None, None]
+
+
+class _SEWarmUp(_SEBase):
+    """Wrong: a call counter sharpens the gate as calls go by (a 'temperature warm-up')."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__(channels, reduction)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        t = 1 + 0.1 * (self.calls - 1)
+        s = torch.sigmoid(t * self.fc2(F.relu(self.fc1(x.mean((2, 3))))))
+        return x * s[:, :, None, None]
+
+
+class _SERunningGate(_SEBase):
+    """Wrong: like batch norm, a running average of the gate replaces it in evaluation mode."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__(channels, reduction)
+        self.running_gate = None
+
+    def forward(self, x):
+        if self.training or self.running_gate is None:
+            s = self.excite(x.mean((2, 3)))
+            mean = s.detach().mean(0, keepdim=True)
+            self.running_gate = mean if self.running_gate is None else (
+                0.9 * self.running_gate + 0.1 * mean)
+        else:
+            s = self.running_gate
+        return x * s[:, :, None, None]
+
+
+class _SERunningGateBuffer(_SEBase):
+    """Wrong: as _SERunningGate, the running gate a non-persistent buffer (it follows .to and
+    .double(), and stays out of the state dict): evaluation mode uses it for every input."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__(channels, reduction)
+        self.register_buffer("running_gate", None, persistent=False)
+
+    def forward(self, x):
+        if self.training or self.running_gate is None:
+            s = self.excite(x.mean((2, 3)))
+            mean = s.detach().mean(0, keepdim=True)
+            self.running_gate = mean if self.running_gate is None else (
+                0.9 * self.running_gate + 0.1 * mean)
+        else:
+            s = self.running_gate
+        return x * s[:, :, None, None]
+
+
+class _SEGradFollowsMode(_SEBase):
+    """Wrong: torch.set_grad_enabled(self.training) in forward, left as it set it."""
+
+    def forward(self, x):
+        torch.set_grad_enabled(self.training)
+        return x * self.excite(x.mean((2, 3)))[:, :, None, None]
+
+
+class _SETracemalloc(_SEBase):
+    """Wrong: starts tracemalloc in forward to measure the block's memory, never stops it."""
+
+    def forward(self, x):
+        if not tracemalloc.is_tracing():
+            tracemalloc.start()
+        return x * self.excite(x.mean((2, 3)))[:, :, None, None]
+
+
+class _SESqueezeNoGrad(_SEBase):
+    """Wrong: the squeeze under torch.no_grad(): x's gradient loses its second term."""
+
+    def forward(self, x):
+        with torch.no_grad():
+            z = x.mean((2, 3))
+        return x * self.excite(z)[:, :, None, None]
+
+
+class _SESum(_SEBase):
+    """Wrong: squeezes with the sum over H and W, not the mean."""
+
+    def forward(self, x):
+        return x * self.excite(x.sum((2, 3)))[:, :, None, None]
+
+
+class _SEDefaultDtype(_SEBase):
+    """Wrong: sets the default dtype to float64 in __init__ 'for precision'."""
+
+    def __init__(self, channels, reduction=16):
+        torch.set_default_dtype(torch.float64)
+        super().__init__(channels, reduction)
+
+    def forward(self, x):
+        return x * self.excite(x.mean((2, 3)))[:, :, None, None]
+
+
+class _SEThreads(_SEBase):
+    """Wrong: torch.set_num_threads(1) in forward 'for reproducible sums'."""
+
+    def forward(self, x):
+        torch.set_num_threads(1)
+        return x * self.excite(x.mean((2, 3)))[:, :, None, None]
+
+
+class _SEDefaultReduction(_SEBase):
+    """Wrong: reduction defaults to 4, not 16."""
+
+    def __init__(self, channels, reduction=4):
+        super().__init__(channels, reduction)
+
+    def forward(self, x):
+        return x * self.excite(x.mean((2, 3)))[:, :, None, None]
+
+
+class _SECpuOutput(_SEBase):
+    """Wrong: returns out.cpu() 'for plotting': on a GPU the block's output leaves the device."""
+
+    def forward(self, x):
+        return (x * self.excite(x.mean((2, 3)))[:, :, None, None]).cpu()
+
+
+# --- ChannelAttention -------------------------------------------------------------------------
+
+
+class _CABase(_SEBase):
+    def mlp(self, z):
+        return self.fc2(F.relu(self.fc1(z)))
+
+
+class _CABatchCat(_CABase):
+    """Right: both descriptors through the MLP in one pass, stacked along the batch."""
+
+    def forward(self, x):
+        b = x.shape[0]
+        out = self.mlp(torch.cat([x.mean((2, 3)), x.amax((2, 3))], dim=0))
+        s = torch.sigmoid(out[:b] + out[b:])
+        return x * s[:, :, None, None]
+
+
+class _CAPooling(_CABase):
+    """Right: F.avg_pool2d and F.max_pool2d over the whole map, F.linear with the weights."""
+
+    def forward(self, x):
+        b, c = x.shape[:2]
+
+        def mlp(z):
+            a = F.relu(F.linear(z, self.fc1.weight, self.fc1.bias))
+            return F.linear(a, self.fc2.weight, self.fc2.bias)
+
+        avg = F.avg_pool2d(x, x.shape[2:]).flatten(1)
+        mx = F.max_pool2d(x, x.shape[2:]).flatten(1)
+        return x * torch.sigmoid(mlp(avg) + mlp(mx)).view(b, c, 1, 1)
+
+
+class _CAEinsum(_CABase):
+    """Right: the MLP as einsums with the layers' weights, maxima by torch.max over a flat map,
+    the gate's logits summed into torch.zeros made on the input's device with its dtype."""
+
+    def forward(self, x):
+        flat = x.flatten(2)
+        logits = torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device)
+        for z in (flat.mean(-1), torch.max(flat, dim=-1).values):
+            h = torch.einsum("bc,hc->bh", z, self.fc1.weight) + self.fc1.bias
+            logits = logits + torch.einsum("bh,ch->bc", F.relu(h), self.fc2.weight) + self.fc2.bias
+        return x * torch.sigmoid(logits)[..., None, None]
+
+
+class _CAZerosOnCPU(_CABase):
+    """Wrong: the branches summed into torch.zeros(..., dtype=x.dtype), made on the CPU."""
+
+    def forward(self, x):
+        logits = torch.zeros(x.shape[0], x.shape[1], dtype=x.dtype)
+        for z in (x.mean((2, 3)), x.amax((2, 3))):
+            logits = logits + self.mlp(z)
+        return x * torch.sigmoid(logits)[:, :, None, None]
+
+
+class _CAZerosFloat32(_CABase):
+    """Wrong: the branches summed into torch.zeros(..., device=x.device), a float32 tensor."""
+
+    def forward(self, x):
+        logits = torch.zeros(x.shape[0], x.shape[1], device=x.device)
+        logits = logits + self.mlp(x.mean((2, 3))) + self.mlp(x.amax((2, 3)))
+        return x * torch.sigmoid(logits)[:, :, None, None]
+
+
+class _CAKeepsBranches(_CABase):
+    """Wrong: keeps both branches' outputs as attributes, attached to the graph."""
+
+    def forward(self, x):
+        self.avg_out, self.max_out = self.mlp(x.mean((2, 3))), self.mlp(x.amax((2, 3)))
+        return x * torch.sigmoid(self.avg_out + self.max_out)[:, :, None, None]
+
+
+class _CAMaxNoGrad(_CABase):
+    """Wrong: the max branch under torch.no_grad() ('max has no useful gradient')."""
+
+    def forward(self, x):
+        with torch.no_grad():
+            mx = x.amax((2, 3))
+        return x * torch.sigmoid(self.mlp(x.mean((2, 3))) + self.mlp(mx))[:, :, None, None]
+
+
+class _CASumOfGates(_CABase):
+    """Wrong: one sigmoid per branch, added (the gate reaches 2)."""
+
+    def forward(self, x):
+        s = torch.sigmoid(self.mlp(x.mean((2, 3)))) + torch.sigmoid(self.mlp(x.amax((2, 3))))
+        return x * s[:, :, None, None]
+
+
+class _CAMaxOfBranches(_CABase):
+    """Wrong: the larger of the two branches, not their sum."""
+
+    def forward(self, x):
+        s = torch.sigmoid(torch.maximum(self.mlp(x.mean((2, 3))), self.mlp(x.amax((2, 3)))))
+        return x * s[:, :, None, None]
+
+
+class _CASeterr(_CABase):
+    """Wrong: np.seterr(all='raise') in __init__ to catch overflow, never restored."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__(channels, reduction)
+        np.seterr(all="raise")
+
+    def forward(self, x):
+        s = torch.sigmoid(self.mlp(x.mean((2, 3))) + self.mlp(x.amax((2, 3))))
+        return x * s[:, :, None, None]
+
+
+class _CADeterministic(_CABase):
+    """Wrong: torch.use_deterministic_algorithms(True) in __init__, for the whole notebook."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__(channels, reduction)
+        torch.use_deterministic_algorithms(True)
+
+    def forward(self, x):
+        s = torch.sigmoid(self.mlp(x.mean((2, 3))) + self.mlp(x.amax((2, 3))))
+        return x * s[:, :, None, None]
+
+
+class _CARunningMax(_CABase):
+    """Wrong: the max descriptor smoothed by a running average across calls."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__(channels, reduction)
+        self.running_max = None
+
+    def forward(self, x):
+        mx = x.amax((2, 3))
+        if self.running_max is not None and self.running_max.shape == mx.shape:
+            mx = 0.9 * self.running_max + 0.1 * mx
+        self.running_max = mx.detach()
+        return x * torch.sigmoid(self.mlp(x.mean((2, 3))) + self.mlp(mx))[:, :, None, None]
+
+
+class _CASumPool(_CABase):
+    """Wrong: the average branch squeezes with the sum over H and W."""
+
+    def forward(self, x):
+        s = torch.sigmoid(self.mlp(x.sum((2, 3))) + self.mlp(x.amax((2, 3))))
+        return x * s[:, :, None, None]
+
+
+# --- SpatialAttention -------------------------------------------------------------------------
+
+
+def _pooled(x):
+    return torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
+
+
+class _SABase(nn.Module):
+    def __init__(self, kernel_size=7):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
+
+
+class _SAFunctional(_SABase):
+    """Right: F.conv2d with the layer's weight, bias and padding; mean as sum / C, max as
+    .max(dim=1, keepdim=True)[0]."""
+
+    def forward(self, x):
+        mean = x.sum(1, keepdim=True) / x.shape[1]
+        mx = x.max(dim=1, keepdim=True)[0]
+        logits = F.conv2d(torch.cat([mean, mx], 1), self.conv.weight, self.conv.bias,
+                          padding=self.conv.padding)
+        return x * torch.sigmoid(logits)
+
+
+class _SAPadFirst(_SABase):
+    """Right: the zeros padded with F.pad, then an unpadded F.conv2d; the map expanded."""
+
+    def forward(self, x):
+        p = self.conv.kernel_size[0] // 2
+        logits = F.conv2d(F.pad(_pooled(x), (p, p, p, p)), self.conv.weight, self.conv.bias)
+        return torch.sigmoid(logits).expand_as(x) * x
+
+
+class _SANewZerosPad(_SABase):
+    """Right: the padding written by hand into x.new_zeros (the input's dtype and device)."""
+
+    def forward(self, x):
+        b, _, h, w = x.shape
+        p = self.conv.kernel_size[0] // 2
+        padded = x.new_zeros(b, 2, h + 2 * p, w + 2 * p)
+        padded[:, :, p:p + h, p:p + w] = _pooled(x)
+        return x * torch.sigmoid(F.conv2d(padded, self.conv.weight, self.conv.bias))
+
+
+class _SAZerosPadOnCPU(_SABase):
+    """Wrong: the padding written into torch.zeros(..., dtype=x.dtype), made on the CPU."""
+
+    def forward(self, x):
+        b, _, h, w = x.shape
+        p = self.conv.kernel_size[0] // 2
+        padded = torch.zeros(b, 2, h + 2 * p, w + 2 * p, dtype=x.dtype)
+        padded[:, :, p:p + h, p:p + w] = _pooled(x)
+        return x * torch.sigmoid(F.conv2d(padded, self.conv.weight, self.conv.bias))
+
+
+class _SAOnesOnCPU(_SABase):
+    """Wrong: a ones map made with torch.ones(..., dtype=x.dtype), on the CPU, as '1 + m'."""
+
+    def forward(self, x):
+        m = torch.sigmoid(self.conv(_pooled(x)))
+        ones = torch.ones(x.shape[0], 1, x.shape[2], x.shape[3], dtype=x.dtype)
+        return x * (ones * m)
+
+
+class _SAZerosPadFloat32(_SABase):
+    """Wrong: the padding written into torch.zeros(..., device=x.device), float32."""
+
+    def forward(self, x):
+        b, _, h, w = x.shape
+        p = self.conv.kernel_size[0] // 2
+        padded = torch.zeros(b, 2, h + 2 * p, w + 2 * p, device=x.device)
+        padded[:, :, p:p + h, p:p + w] = _pooled(x)
+        return x * torch.sigmoid(F.conv2d(padded, self.conv.weight, self.conv.bias))
+
+
+class _SAReflect(nn.Module):
+    """Wrong: reflection padding instead of zeros."""
+
+    def __init__(self, kernel_size=7):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2,
+                              padding_mode="reflect")
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.conv(_pooled(x)))
+
+
+class _SADefaultKernel3(_SABase):
+    """Wrong: kernel_size defaults to 3, not 7."""
+
+    def __init__(self, kernel_size=3):
+        super().__init__(kernel_size)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.conv(_pooled(x)))
+
+
+class _SAKeepsMap(_SABase):
+    """Wrong: keeps the attention map as an attribute, attached to the graph."""
+
+    def forward(self, x):
+        self.attention_map = torch.sigmoid(self.conv(_pooled(x)))
+        return x * self.attention_map
+
+
+class _SANoKeepdim(_SABase):
+    """Wrong: pools without keepdim, so the cat along dim 1 stacks rows, not two maps."""
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.conv(torch.cat([x.mean(1), x.amax(1)], dim=1)))
+
+
+class _SAPooledNoGrad(_SABase):
+    """Wrong: the pooling under torch.no_grad(): x's gradient loses the map's term."""
+
+    def forward(self, x):
+        with torch.no_grad():
+            pooled = _pooled(x)
+        return x * torch.sigmoid(self.conv(pooled))
+
+
+class _SAAnomaly(_SABase):
+    """Wrong: torch.autograd.set_detect_anomaly(True) in __init__ while debugging, left on."""
+
+    def __init__(self, kernel_size=7):
+        super().__init__(kernel_size)
+        torch.autograd.set_detect_anomaly(True)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.conv(_pooled(x)))
+
+
+class _SAFloat(_SABase):
+    """Wrong: the pooled maps cast with .float() before the convolution."""
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.conv(_pooled(x).float()))
+
+
+class _SAMapOnly(_SABase):
+    """Wrong: returns the attention map, not x scaled by it."""
+
+    def forward(self, x):
+        return torch.sigmoid(self.conv(_pooled(x)))
+
+
+class _SAResidual(_SABase):
+    """Wrong: x * (1 + map), a residual the exercise does not have."""
+
+    def forward(self, x):
+        return x * (1 + torch.sigmoid(self.conv(_pooled(x))))
+
+
+# --- CBAM -------------------------------------------------------------------------------------
+
+_CA, _SA = _CABatchCat, _SAFunctional        # the learner's own (right) classes
+
+
+class _CBAMSequential(nn.Sequential):
+    """Right: an nn.Sequential of the two named submodules (its forward chains them)."""
+
+    def __init__(self, channels, reduction=16, kernel_size=7):
+        super().__init__(OrderedDict(channel=_CA(channels, reduction),
+                                     spatial=_SA(kernel_size)))
+
+
+class _CBAMBase(nn.Module):
+    def __init__(self, channels, reduction=16, kernel_size=7):
+        super().__init__()
+        self.channel = _CA(channels, reduction)
+        self.spatial = _SA(kernel_size)
+
+
+class _CBAMInline(_CBAMBase):
+    """Right: both gates written out with the submodules' layers."""
+
+    def forward(self, x):
+        ca, sa = self.channel, self.spatial
+        s = torch.sigmoid(ca.mlp(x.mean((2, 3))) + ca.mlp(x.amax((2, 3))))
+        y = x * s[:, :, None, None]
+        return y * torch.sigmoid(sa.conv(_pooled(y)))
+
+
+class _CBAMSteps(_CBAMBase):
+    """Right: one step per line, through the library's modules' types."""
+
+    def forward(self, x):
+        refined = self.channel(x)
+        refined = self.spatial(refined)
+        return refined
+
+
+class _CBAMParallel(_CBAMBase):
+    """Wrong: the spatial map is computed from x, not from the channel-refined tensor."""
+
+    def forward(self, x):
+        m = torch.sigmoid(self.spatial.conv(_pooled(x)))
+        return self.channel(x) * m
+
+
+class _CBAMTimesX(_CBAMBase):
+    """Wrong: multiplies the refined tensor by x once more."""
+
+    def forward(self, x):
+        return x * self.spatial(self.channel(x))
+
+
+class _CBAMDefaultKernel3(_CBAMBase):
+    """Wrong: kernel_size defaults to 3."""
+
+    def __init__(self, channels, reduction=16, kernel_size=3):
+        super().__init__(channels, reduction, kernel_size)
+
+    def forward(self, x):
+        return self.spatial(self.channel(x))
+
+
+class _CBAMDefaultReduction8(_CBAMBase):
+    """Wrong: reduction defaults to 8."""
+
+    def __init__(self, channels, reduction=8, kernel_size=7):
+        super().__init__(channels, reduction, kernel_size)
+
+    def forward(self, x):
+        return self.spatial(self.channel(x))
+
+
+class _CBAMKeepsRefined(_CBAMBase):
+    """Wrong: keeps the channel-refined tensor as an attribute, attached to the graph."""
+
+    def forward(self, x):
+        self.refined = self.channel(x)
+        return self.spatial(self.refined)
+
+
+class _CBAMDefaultDtype(_CBAMBase):
+    """Wrong: torch.set_default_dtype(torch.float64) in __init__."""
+
+    def __init__(self, channels, reduction=16, kernel_size=7):
+        torch.set_default_dtype(torch.float64)
+        super().__init__(channels, reduction, kernel_size)
+
+    def forward(self, x):
+        return self.spatial(self.channel(x))
+
+
+class _CBAMScaleOnCPU(_CBAMBase):
+    """Wrong: a residual scale torch.ones(1, dtype=x.dtype), made on the CPU."""
+
+    def forward(self, x):
+        alpha = torch.ones(1, dtype=x.dtype)
+        return alpha * self.spatial(self.channel(x))
+
+
+class _CBAMScaleFloat32(_CBAMBase):
+    """Wrong: a residual scale torch.tensor([1.0], device=x.device), float32."""
+
+    def forward(self, x):
+        alpha = torch.tensor([1.0], device=x.device)
+        return alpha * self.spatial(self.channel(x))
+
+
+class _CBAMWithSE(nn.Module):
+    """Wrong: SqueezeExcitation as the channel attention (same fc1, fc2; no max branch)."""
+
+    def __init__(self, channels, reduction=16, kernel_size=7):
+        super().__init__()
+        self.channel = modules.SqueezeExcitation(channels, reduction)
+        self.spatial = _SA(kernel_size)
+
+    def forward(self, x):
+        return self.spatial(self.channel(x))
+
+
+class _CBAMThreads(_CBAMBase):
+    """Wrong: torch.set_num_threads(4) in __init__."""
+
+    def __init__(self, channels, reduction=16, kernel_size=7):
+        super().__init__(channels, reduction, kernel_size)
+        torch.set_num_threads(4 if torch.get_num_threads() != 4 else 2)
+
+    def forward(self, x):
+        return self.spatial(self.channel(x))
+
+
+# --- ECA --------------------------------------------------------------------------------------
+
+
+def _eca_rule(rule):
+    """An ECA whose k (when kernel_size is None) comes from ``rule(channels)``; the right
+    forward. Each wrong rule below parts from the code listing's at C = 64, 1,024 or 6."""
+    class ECA(nn.Module):
+        def __init__(self, channels, kernel_size=None):
+            super().__init__()
+            k = kernel_size if kernel_size is not None else rule(channels)
+            self.conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False)
+
+        def forward(self, x):
+            return x * torch.sigmoid(self.conv(x.mean((2, 3))[:, None]))[:, 0, :, None, None]
+
+    return ECA
+
+
+def _odd(t):
+    return t if t % 2 else t + 1
+
+
+def _psi(c):
+    return (math.log2(c) + 1) / 2
+
+
+class _ECABitLength(nn.Module):
+    """Right: t from the bit length (floor of (log2 C + 1) / 2 without floats), t | 1 to make
+    it odd; forward by unfold and einsum with the conv's weight."""
+
+    def __init__(self, channels, kernel_size=None):
+        super().__init__()
+        k = kernel_size if kernel_size is not None else (channels.bit_length() // 2) | 1
+        self.conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False)
+
+    def forward(self, x):
+        k = self.conv.weight.shape[-1]
+        y = F.pad(x.mean((2, 3)), (k // 2, k // 2))
+        a = torch.einsum("bck,k->bc", y.unfold(1, k, 1), self.conv.weight.view(-1))
+        return x * torch.sigmoid(a)[:, :, None, None]
+
+
+class _ECAZerosPadded(nn.Module):
+    """Right: math.floor and k += 1 - k % 2; the padding made by torch.zeros with the input's
+    dtype and device, then an unpadded F.conv1d."""
+
+    def __init__(self, channels, kernel_size=None):
+        super().__init__()
+        t = math.floor((math.log2(channels) + 1) / 2)
+        k = kernel_size if kernel_size is not None else t + 1 - t % 2
+        self.conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False)
+
+    def forward(self, x):
+        b, p = x.shape[0], self.conv.weight.shape[-1] // 2
+        pad = torch.zeros(b, 1, p, dtype=x.dtype, device=x.device)
+        y = torch.cat([pad, x.mean((2, 3)).unsqueeze(1), pad], dim=2)
+        return x * torch.sigmoid(F.conv1d(y, self.conv.weight)).squeeze(1)[..., None, None]
+
+
+class _ECAPadOnCPU(_ECABitLength):
+    """Wrong: the padding made by torch.zeros(..., dtype=x.dtype), on the CPU."""
+
+    def forward(self, x):
+        b, p = x.shape[0], self.conv.weight.shape[-1] // 2
+        pad = torch.zeros(b, 1, p, dtype=x.dtype)
+        y = torch.cat([pad, x.mean((2, 3)).unsqueeze(1), pad], dim=2)
+        return x * torch.sigmoid(F.conv1d(y, self.conv.weight)).squeeze(1)[..., None, None]
+
+
+class _ECAPadFloat32(_ECABitLength):
+    """Wrong: the padding made by torch.zeros(..., device=x.device), float32 (cat promotes)."""
+
+    def forward(self, x):
+        b, p = x.shape[0], self.conv.weight.shape[-1] // 2
+        pad = torch.zeros(b, 1, p, device=x.device)
+        y = torch.cat([pad, x.mean((2, 3)).unsqueeze(1), pad], dim=2)
+        return x * torch.sigmoid(F.conv1d(y, self.conv.weight)).squeeze(1)[..., None, None]
+
+
+class _ECAKeepsGate(_ECABitLength):
+    """Wrong: keeps the channel weights as an attribute, attached to the graph."""
+
+    def forward(self, x):
+        self.weights = torch.sigmoid(self.conv(x.mean((2, 3))[:, None]))[:, 0]
+        return x * self.weights[:, :, None, None]
+
+
+class _ECAThreads(_ECABitLength):
+    """Wrong: torch.set_num_threads(1) in forward."""
+
+    def forward(self, x):
+        torch.set_num_threads(1)
+        return x * torch.sigmoid(self.conv(x.mean((2, 3))[:, None]))[:, 0, :, None, None]
+
+
+class _ECAArangeTaps(nn.Module):
+    """Wrong: the conv's taps indexed by torch.arange(k).float() offsets (a float32 tensor)."""
+
+    def __init__(self, channels, kernel_size=None):
+        super().__init__()
+        k = kernel_size if kernel_size is not None else (channels.bit_length() // 2) | 1
+        self.conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False)
+
+    def forward(self, x):
+        k = self.conv.weight.shape[-1]
+        offsets = torch.arange(k, device=x.device).float() - k // 2      # -p .. p
+        y = F.pad(x.mean((2, 3)), (k // 2, k // 2))
+        taps = [y[:, int(o) + k // 2:y.shape[1] - k // 2 + int(o)] for o in offsets]
+        a = sum(w * t for w, t in zip(self.conv.weight.view(-1), taps, strict=True))
+        return x * torch.sigmoid(a)[:, :, None, None]
+
+
+class _ECASlicePadOnCPU(_ECABitLength):
+    """Wrong: the padded sequence written by slice into torch.zeros(..., dtype=x.dtype), made on
+    the CPU."""
+
+    def forward(self, x):
+        b, c = x.shape[:2]
+        p = self.conv.weight.shape[-1] // 2
+        y = torch.zeros(b, 1, c + 2 * p, dtype=x.dtype)
+        y[:, 0, p:p + c] = x.mean((2, 3))
+        return x * torch.sigmoid(F.conv1d(y, self.conv.weight))[:, 0, :, None, None]
+
+
+# --- train_one_epoch --------------------------------------------------------------------------
+
+
+def _train_closure(model, batches, optimizer, scheduler=None):
+    """Right: optimizer.step(closure), the closure clearing, computing and back-propagating."""
+    model.train()
+    losses = []
+    for x, y in batches:
+        def closure(x=x, y=y):
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            return loss
+        losses.append(optimizer.step(closure).item())
+        if scheduler is not None:
+            scheduler.step()
+    return sum(losses) / len(losses)
+
+
+def _train_np_mean(model, batches, optimizer, scheduler=None):
+    """Right: model.train(mode=True), detached loss tensors stacked, np.mean (an np.float64,
+    which is a Python float)."""
+    model.train(mode=True)
+    losses = []
+    for x, y in batches:
+        optimizer.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        if scheduler:
+            scheduler.step()
+        losses.append(loss.detach())
+    return np.mean(torch.stack(losses).numpy())
+
+
+def _train_running_mean(model, batches, optimizer, scheduler=None):
+    """Right: enumerate from 1 and a running mean updated in place of a sum."""
+    model.train()
+    mean = 0.0
+    for step, (x, y) in enumerate(batches, start=1):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        mean += (loss.item() - mean) / step
+    return mean
+
+
+def _train_base(model, batches, optimizer, scheduler=None):
+    losses = []
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+
+
+def _train_grad_off_after(model, batches, optimizer, scheduler=None):
+    """Wrong: switches autograd off at the end 'as training is over', never back on."""
+    model.train()
+    mean = _train_base(model, batches, optimizer, scheduler)
+    torch.set_grad_enabled(False)
+    return mean
+
+
+def _train_default_dtype(model, batches, optimizer, scheduler=None):
+    """Wrong: sets the default dtype to float64 because the batches are float64."""
+    torch.set_default_dtype(torch.float64)
+    model.train()
+    return _train_base(model, batches, optimizer, scheduler)
+
+
+def _train_reseed(model, batches, optimizer, scheduler=None):
+    """Wrong: torch.manual_seed(0) at the start 'for reproducibility': every epoch draws the
+    same dropout masks."""
+    torch.manual_seed(0)
+    model.train()
+    return _train_base(model, batches, optimizer, scheduler)
+
+
+def _train_schedule_first(model, batches, optimizer, scheduler=None):
+    """Wrong: the scheduler stepped before the optimiser."""
+    model.train()
+    losses = []
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        if scheduler is not None:
+            scheduler.step()
+        optimizer.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+
+
+def _train_tensor_sum(model, batches, optimizer, scheduler=None):
+    """Wrong: adds up the loss tensors (keeping every batch's graph alive), .item() at the end."""
+    model.train()
+    total = 0
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total = total + loss
+    return total.item() / len(batches)
+
+
+def _train_mode_late(model, batches, optimizer, scheduler=None):
+    """Wrong: model.train() after the first batch (the first runs in evaluation mode)."""
+    losses = []
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        losses.append(loss.item())
+        model.train()
+    return sum(losses) / len(losses)
+
+
+def _train_mode_not_called(model, batches, optimizer, scheduler=None):
+    """Wrong: model.train without parentheses: the model stays in evaluation mode."""
+    model.train  # noqa: B018
+    return _train_base(model, batches, optimizer, scheduler)
+
+
+def _train_example_mean(model, batches, optimizer, scheduler=None):
+    """Wrong: the mean over examples (batch losses weighted by size), not over batches."""
+    model.train()
+    total, count = 0.0, 0
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total, count = total + loss.item() * len(y), count + len(y)
+    return total / count
+
+
+def _train_second_forward(model, batches, optimizer, scheduler=None):
+    """Wrong: a second forward pass for the batch accuracy (batch norm and dropout run twice)."""
+    model.train()
+    losses, hits = [], 0
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        with torch.no_grad():
+            hits += int((model(x).argmax(1) == y).sum())
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+
+
+def _train_chdir(model, batches, optimizer, scheduler=None):
+    """Wrong: os.chdir('..') to save a checkpoint next to the notebooks' folder."""
+    model.train()
+    mean = _train_base(model, batches, optimizer, scheduler)
+    os.chdir("..")
+    return mean
+
+
+def _train_tracemalloc(model, batches, optimizer, scheduler=None):
+    """Wrong: tracemalloc.start() to report the peak memory, never stopped."""
+    tracemalloc.start()
+    model.train()
+    mean = _train_base(model, batches, optimizer, scheduler)
+    print(f"peak {tracemalloc.get_traced_memory()[1]} bytes")
+    return mean
+
+
+def _train_softmax_ce(model, batches, optimizer, scheduler=None):
+    """Wrong: softmax before F.cross_entropy, which applies log-softmax itself."""
+    model.train()
+    losses = []
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(F.softmax(model(x), dim=1), y)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+
+
+def _train_clip(model, batches, optimizer, scheduler=None):
+    """Wrong: gradient clipping (max norm 1) the exercise does not ask for."""
+    model.train()
+    losses = []
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+
+
+def _train_anomaly(model, batches, optimizer, scheduler=None):
+    """Wrong: torch.autograd.set_detect_anomaly(True) while debugging, left on."""
+    torch.autograd.set_detect_anomaly(True)
+    model.train()
+    return _train_base(model, batches, optimizer, scheduler)
+
+
+def _train_copy(model, batches, optimizer, scheduler=None):
+    """Wrong: trains copy.deepcopy(model) 'to keep the original', with the original's optimiser."""
+    model = copy.deepcopy(model)
+    model.train()
+    return _train_base(model, batches, optimizer, scheduler)
+
+
+# --- evaluate_epoch ---------------------------------------------------------------------------
+
+
+def _evaluate_grad_context(model, batches):
+    """Right: model.train(False) and `with torch.set_grad_enabled(False):`, which restores."""
+    model.train(False)
+    total, hits, count = 0.0, 0, 0
+    with torch.set_grad_enabled(False):
+        for x, y in batches:
+            logits = model(x)
+            total += F.cross_entropy(logits, y, reduction="sum").item()
+            hits += (logits.argmax(dim=1) == y).sum().item()
+            count += y.shape[0]
+    return total / count, hits / count
+
+
+def _evaluate_on_copy(model, batches):
+    """Right: a copy.deepcopy of the model in eval mode, inside torch.no_grad(); NLL of the
+    log-softmax, torch.eq."""
+    evaluator = copy.deepcopy(model).eval()
+    total, hits, count = 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in batches:
+            logits = evaluator(x)
+            total += F.nll_loss(F.log_softmax(logits, dim=1), y, reduction="sum").item()
+            hits += torch.eq(logits.argmax(1), y).sum().item()
+            count += len(y)
+    return total / count, hits / count
+
+
+@torch.inference_mode()
+def _evaluate_restores_mode(model, batches):
+    """Right: the decorator form of inference_mode, and the model's mode put back after."""
+    was_training = model.training
+    model.eval()
+    total, hits, count = 0.0, 0, 0
+    for x, y in batches:
+        logits = model(x)
+        total += float(F.cross_entropy(logits, y, reduction="sum"))
+        hits += int((logits.argmax(-1) == y).sum())
+        count += len(y)
+    model.train(was_training)
+    return total / count, hits / count
+
+
+def _evaluate_base(model, batches):
+    total, hits, count = 0.0, 0, 0
+    for x, y in batches:
+        logits = model(x)
+        total += F.cross_entropy(logits, y, reduction="sum").item()
+        hits += (logits.argmax(1) == y).sum().item()
+        count += len(y)
+    return total / count, hits / count
+
+
+def _evaluate_copy_with_grad(model, batches):
+    """Wrong: evaluates a copy.deepcopy of the model without torch.no_grad()."""
+    evaluator = copy.deepcopy(model).eval()
+    return _evaluate_base(evaluator, batches)
+
+
+def _evaluate_grad_off(model, batches):
+    """Wrong: torch.set_grad_enabled(False) on its own, never switched back on."""
+    model.eval()
+    torch.set_grad_enabled(False)
+    return _evaluate_base(model, batches)
+
+
+def _evaluate_no_grad_statement(model, batches):
+    """Wrong: torch.no_grad() as a statement, which switches nothing off."""
+    model.eval()
+    torch.no_grad()
+    return _evaluate_base(model, batches)
+
+
+def _evaluate_eval_not_called(model, batches):
+    """Wrong: model.eval without parentheses: batch norm keeps updating its statistics."""
+    model.eval  # noqa: B018
+    with torch.no_grad():
+        return _evaluate_base(model, batches)
+
+
+def _evaluate_default_dtype(model, batches):
+    """Wrong: torch.set_default_dtype(torch.float64) because the batches are float64."""
+    torch.set_default_dtype(torch.float64)
+    model.eval()
+    with torch.no_grad():
+        return _evaluate_base(model, batches)
+
+
+def _evaluate_reseed(model, batches):
+    """Wrong: torch.manual_seed(0) 'for a reproducible evaluation', resetting the notebook's
+    random stream (later training draws the same dropout masks again)."""
+    torch.manual_seed(0)
+    model.eval()
+    with torch.no_grad():
+        return _evaluate_base(model, batches)
+
+
+def _evaluate_argmax_batch(model, batches):
+    """Wrong: argmax over dim 0 (the batch), not over the classes."""
+    model.eval()
+    total, hits, count = 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in batches:
+            logits = model(x)
+            total += F.cross_entropy(logits, y, reduction="sum").item()
+            hits += (logits.argmax(0)[:len(y)] == y[:logits.shape[1]]).sum().item()
+            count += len(y)
+    return total / count, hits / count
+
+
+def _evaluate_softmax_ce(model, batches):
+    """Wrong: softmax before F.cross_entropy."""
+    model.eval()
+    total, hits, count = 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in batches:
+            probs = F.softmax(model(x), dim=1)
+            total += F.cross_entropy(probs, y, reduction="sum").item()
+            hits += (probs.argmax(1) == y).sum().item()
+            count += len(y)
+    return total / count, hits / count
+
+
+def _evaluate_nll_of_logits(model, batches):
+    """Wrong: F.nll_loss on the logits, without the log-softmax."""
+    model.eval()
+    total, hits, count = 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in batches:
+            logits = model(x)
+            total += F.nll_loss(logits, y, reduction="sum").item()
+            hits += (logits.argmax(1) == y).sum().item()
+            count += len(y)
+    return total / count, hits / count
+
+
+def _evaluate_count_first(model, batches):
+    """Wrong: counts the examples as number of batches times the first batch's size."""
+    model.eval()
+    total, hits = 0.0, 0
+    with torch.no_grad():
+        for x, y in batches:
+            logits = model(x)
+            total += F.cross_entropy(logits, y, reduction="sum").item()
+            hits += (logits.argmax(1) == y).sum().item()
+    count = len(batches) * len(batches[0][1])
+    return total / count, hits / count
+
+
+def _evaluate_loss_tensor(model, batches):
+    """Wrong: the loss summed as a tensor (no .item()), returned as a 0-d tensor."""
+    model.eval()
+    total, hits, count = 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in batches:
+            logits = model(x)
+            total = total + F.cross_entropy(logits, y, reduction="sum")
+            hits += (logits.argmax(1) == y).sum().item()
+            count += len(y)
+    return total / count, hits / count
+
+
+def _evaluate_frozen(model, batches):
+    """Wrong: model.requires_grad_(False) in place of torch.no_grad() (freezes the model)."""
+    model.eval()
+    model.requires_grad_(False)
+    return _evaluate_base(model, batches)
+
+
+def _evaluate_frozen_no_grad(model, batches):
+    """Wrong: model.requires_grad_(False) as well as torch.no_grad(), never undone: the model
+    can no longer be trained."""
+    model.eval()
+    model.requires_grad_(False)
+    with torch.no_grad():
+        return _evaluate_base(model, batches)
+
+
+def _evaluate_tracemalloc(model, batches):
+    """Wrong: tracemalloc.start() to measure the evaluation's memory, never stopped."""
+    tracemalloc.start()
+    model.eval()
+    with torch.no_grad():
+        return _evaluate_base(model, batches)
+
+
+def _evaluate_float32(model, batches):
+    """Wrong: model.float() and x.float() 'for speed': the caller's model is left float32."""
+    model.float().eval()
+    total, hits, count = 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in batches:
+            logits = model(x.float())
+            total += F.cross_entropy(logits, y, reduction="sum").item()
+            hits += (logits.argmax(1) == y).sum().item()
+            count += len(y)
+    return total / count, hits / count
+
+
+# --- the corpus -------------------------------------------------------------------------------
+
+ROUND2_A: dict[str, tuple[list, list]] = {
+    "SqueezeExcitation": (
+        [_SEEinsum, _SEAccumulate, _SEAddmm],
+        [_SEZerosOnCPU,                      # accumulator made on the CPU
+         _SEFloatCount,                      # torch.tensor([H * W]).float(): float32
+         _SEKeepsGate,                       # gate kept as an attached attribute
+         _SECachedGate,                      # detached gate cached and reused
+         _SEWarmUp,                          # call counter changes the output
+         _SERunningGate,                     # running gate in a plain attribute: off-device
+         _SETracemalloc,                     # tracemalloc started, never stopped
+         _SESqueezeNoGrad,                   # squeeze under no_grad: x's gradient short
+         _SESum,                             # sum, not mean
+         _SEDefaultDtype,                    # default dtype changed in __init__
+         _SEThreads,                         # thread count changed in forward
+         _SEDefaultReduction]),              # reduction defaults to 4
+    "ChannelAttention": (
+        [_CABatchCat, _CAPooling, _CAEinsum],
+        [_CAZerosOnCPU,                      # logits accumulated on the CPU
+         _CAZerosFloat32,                    # logits accumulated in float32
+         _CAKeepsBranches,                   # branch outputs kept as attributes
+         _CAMaxNoGrad,                       # max branch under no_grad
+         _CASumOfGates,                      # two sigmoids added
+         _CAMaxOfBranches,                   # maximum of the branches, not the sum
+         _CASeterr,                          # np.seterr(all="raise") left on
+         _CADeterministic,                   # deterministic algorithms switched on
+         _CARunningMax,                      # running average of the max across calls
+         _CASumPool]),                       # sum pooling for the average branch
+    "SpatialAttention": (
+        [_SAFunctional, _SAPadFirst, _SANewZerosPad],
+        [_SAOnesOnCPU,                       # ones map made on the CPU
+         _SAZerosPadFloat32,                 # padding buffer float32
+         _SAReflect,                         # reflection padding
+         _SADefaultKernel3,                  # kernel_size defaults to 3
+         _SAKeepsMap,                        # map kept as an attached attribute
+         _SANoKeepdim,                       # pooled without keepdim
+         _SAPooledNoGrad,                    # pooling under no_grad
+         _SAAnomaly,                         # anomaly detection left on
+         _SAFloat,                           # .float() before the convolution
+         _SAMapOnly,                         # returns the map, not x * map
+         _SAResidual]),                      # x * (1 + map)
+    "CBAM": (
+        [_CBAMSequential, _CBAMInline, _CBAMSteps],
+        [_CBAMParallel,                      # spatial map from x, not the refined tensor
+         _CBAMTimesX,                        # multiplies by x once more
+         _CBAMDefaultKernel3,                # kernel_size defaults to 3
+         _CBAMDefaultReduction8,             # reduction defaults to 8
+         _CBAMKeepsRefined,                  # refined tensor kept as an attached attribute
+         _CBAMDefaultDtype,                  # default dtype changed in __init__
+         _CBAMScaleOnCPU,                    # scale tensor made on the CPU
+         _CBAMScaleFloat32,                  # scale tensor float32
+         _CBAMWithSE,                        # SE as the channel attention
+         _CBAMThreads]),                     # thread count changed in __init__
+    "ECA": (
+        [_ECABitLength, _ECAZerosPadded,
+         _eca_rule(lambda c: _odd(int(_psi(c))))],                # the listing's rule, spelled out
+        [_eca_rule(lambda c: _odd(math.ceil(_psi(c)))),           # ceil, not truncate
+         _eca_rule(lambda c: max(_odd(int(_psi(c))), 3)),         # at least 3
+         _eca_rule(lambda c: int(_psi(c)) - 1 + int(_psi(c)) % 2),  # even made odd downwards
+         _eca_rule(lambda c: 2 * int(_psi(c)) + 1),               # odd as 2t + 1
+         _eca_rule(lambda c: _odd(int((math.log10(c) + 1) / 2))),  # log10, not log2
+         _eca_rule(lambda c: _odd(int(math.log2(c) + 2))),        # gamma and b swapped
+         _eca_rule(lambda c: 3),                                  # default k = 3 whatever C
+         _eca_rule(lambda c: _odd(round(_psi(c)))),               # Python's round (to even)
+         _ECAPadOnCPU,                       # padding made on the CPU
+         _ECAPadFloat32,                     # padding float32
+         _ECAKeepsGate,                      # gate kept as an attached attribute
+         _ECAThreads,                        # thread count changed in forward
+         _ECAArangeTaps]),                   # torch.arange(k).float() offsets
+    "train_one_epoch": (
+        [_train_closure, _train_np_mean, _train_running_mean],
+        [_train_default_dtype,               # default dtype changed
+         _train_reseed,                      # torch reseeded inside the loop
+         _train_schedule_first,              # scheduler stepped before the optimiser
+         _train_mode_late,                   # model.train() after the first batch
+         _train_mode_not_called,             # model.train without ()
+         _train_example_mean,                # mean over examples
+         _train_second_forward,              # a second forward for the accuracy
+         _train_chdir,                       # os.chdir left changed
+         _train_tracemalloc,                 # tracemalloc left on
+         _train_softmax_ce,                  # softmax before cross-entropy
+         _train_clip,                        # gradient clipping
+         _train_anomaly,                     # anomaly detection left on
+         _train_copy]),                      # trains a deep copy
+    "evaluate_epoch": (
+        [_evaluate_grad_context, _evaluate_on_copy, _evaluate_restores_mode],
+        [_evaluate_copy_with_grad,           # a deep copy evaluated with gradients
+         _evaluate_grad_off,                 # autograd switched off, never back on
+         _evaluate_no_grad_statement,        # torch.no_grad() without `with`
+         _evaluate_eval_not_called,          # model.eval without ()
+         _evaluate_default_dtype,            # default dtype changed
+         _evaluate_argmax_batch,             # argmax over the batch
+         _evaluate_softmax_ce,               # softmax before cross-entropy
+         _evaluate_nll_of_logits,            # NLL of the logits
+         _evaluate_count_first,              # count from the first batch's size
+         _evaluate_loss_tensor,              # the loss returned as a tensor
+         _evaluate_frozen,                   # requires_grad_(False) instead of no_grad
+         _evaluate_reseed,                   # torch reseeded: later dropout masks repeat
+         _evaluate_tracemalloc,              # tracemalloc left on
+         _evaluate_frozen_no_grad,           # requires_grad_(False), never undone
+         _evaluate_float32]),                # model.float() left in place
+}
+ROUND2_A["SqueezeExcitation"][1].extend([
+    _SERunningGateBuffer,                    # a running gate of its own in evaluation mode
+    _SECpuOutput,                            # out.cpu(): the output leaves the input's device
+    _SEGradFollowsMode])                     # torch.set_grad_enabled(self.training) in forward
+ROUND2_A["SpatialAttention"][1].append(_SAZerosPadOnCPU)   # padding written into a CPU zeros
+ROUND2_A["ECA"][1].append(_ECASlicePadOnCPU)                # the same, on the pooled sequence
+ROUND2_A["train_one_epoch"][1].append(_train_grad_off_after)  # autograd off after the loop
+
+
+R = reference
+_CHECK, _MODULES = check, modules          # imported as the brief asks; used by the runner
+
+_TM_START, _TM_STOP = tracemalloc.start, tracemalloc.stop   # bound before any check patches them
+
+
+# ------------------------------------------------------------------------------------------
+# Softmax variants shared by the module answers: "how" names one way of normalising s over dim.
+
+def _soft(s, dim, how="torch"):
+    """softmax(s) over ``dim``, written the way ``how`` says (right or wrong)."""
+    if how == "torch":
+        return torch.softmax(s, dim)
+    if how == "stable":                                   # right: per-row max, by hand
+        e = torch.exp(s - s.amax(dim, keepdim=True))
+        return e / e.sum(dim, keepdim=True)
+    if how == "stable_detached":                          # right: the max needs no gradient
+        e = torch.exp(s - s.max(dim, keepdim=True).values.detach())
+        return e / e.sum(dim, keepdim=True)
+    if how == "logsumexp":                                # right
+        return torch.exp(s - torch.logsumexp(s, dim, keepdim=True))
+    if how == "module":                                   # right: an nn.Softmax made here
+        return nn.Softmax(dim=dim)(s)
+    if how == "implicit":                                 # F.softmax without dim=
+        return F.softmax(s)
+    if how == "naive":                                    # no maximum subtracted
+        e = torch.exp(s)
+        return e / e.sum(dim, keepdim=True)
+    if how == "global_max":                               # one max for the whole batch
+        e = torch.exp(s - s.max())
+        return e / e.sum(dim, keepdim=True)
+    if how == "sample_max":                               # one max per sample, over all rows
+        e = torch.exp(s - s.amax(tuple(range(1, s.ndim)), keepdim=True))
+        return e / e.sum(dim, keepdim=True)
+    if how == "batch_max":                                # max over the batch, per position
+        e = torch.exp(s - s.amax(0, keepdim=True))
+        return e / e.sum(dim, keepdim=True)
+    if how == "min":                                      # the minimum, not the maximum
+        e = torch.exp(s - s.amin(dim, keepdim=True))
+        return e / e.sum(dim, keepdim=True)
+    if how == "clamp":                                    # clamped scores instead of a shift
+        e = torch.exp(s.clamp(-50.0, 50.0))
+        return e / e.sum(dim, keepdim=True)
+    if how == "float32":                                  # softmax in float32, cast back
+        return torch.softmax(s.float(), dim).to(s.dtype)
+    if how == "sum_other_axis":                           # max over dim, sum over another
+        e = torch.exp(s - s.amax(dim, keepdim=True))
+        return e / e.sum(0 if dim % s.ndim != 0 else 1, keepdim=True)
+    if how == "dropout":                                  # attention dropout added
+        return F.dropout(torch.softmax(s, dim), 0.1, training=True)
+    raise ValueError(how)
+
+
+# ------------------------------------------------------------------------------------------
+# NonLocal
+
+def _nl(how="torch", bug=None):
+    """A learner's embedded-Gaussian NonLocal: right by default."""
+    class NonLocal(nn.Module):
+        def __init__(self, channels, inter_channels=None, dim=2, subsample=False, scale=False):
+            super().__init__()
+            ci = inter_channels or max(channels // 2, 1)
+            conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dim]
+            self.theta, self.phi, self.g = (conv(channels, ci, 1), conv(channels, ci, 1),
+                                            conv(channels, ci, 1))
+            self.w_z = conv(ci, channels, 1)
+            self.bn = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dim](channels)
+            nn.init.zeros_(self.bn.weight)
+            nn.init.zeros_(self.bn.bias)
+            self.pool = ({1: nn.MaxPool1d(2), 2: nn.MaxPool2d(2),
+                          3: nn.MaxPool3d((1, 2, 2))}[dim] if subsample else None)
+            self.ci, self.scale = ci, scale
+            self._memo = {}
+
+        def forward(self, x):
+            b = x.shape[0]
+            keys = self.pool(x) if self.pool is not None else x
+            q = self.theta(x).flatten(2).transpose(1, 2)                     # (B, N, C_i)
+            if bug == "memo" and tuple(x.shape) in self._memo:
+                k, v = self._memo[tuple(x.shape)]
+            else:
+                k = self.phi(keys).flatten(2).transpose(1, 2)
+                v = self.g(keys).flatten(2).transpose(1, 2)
+                self._memo[tuple(x.shape)] = (k, v) if bug == "memo" else None
+            factor = self.ci ** -0.5 if self.scale else 1.0
+            if bug == "cpu_scale":
+                factor = torch.full((1, 1, 1), factor, dtype=x.dtype)
+            elif bug == "float32_scale":
+                factor = torch.tensor([factor], device=x.device)
+            elif bug == "scale_on_device":                               # right
+                factor = x.new_full((1, 1, 1), factor)
+            if bug == "set_dtype":
+                torch.set_default_dtype(x.dtype)
+            if bug == "einsum":
+                s = torch.einsum("bnc,bmc->bnm", q, k) * factor
+            else:
+                s = q @ k.transpose(1, 2) * factor
+            w = _soft(s, -1, how)
+            if bug == "keep":
+                self.attention = w
+            elif bug == "keep_detached":                                 # right
+                self.attention = w.detach()
+            y = torch.einsum("bnm,bmc->bnc", w, v) if bug == "einsum" else w @ v
+            return x + self.bn(self.w_z(y.transpose(1, 2).reshape(b, self.ci, *x.shape[2:])))
+
+    return NonLocal
+
+
+# ------------------------------------------------------------------------------------------
+# InteractionAware
+
+def _ia(how="torch", bug=None):
+    """A learner's InteractionAware: right by default."""
+    class InteractionAware(nn.Module):
+        def __init__(self, channels, maps=4):
+            super().__init__()
+            self.score = nn.Linear(channels, maps)
+
+        def forward(self, x):
+            if bug == "normalise_in_place":               # the weight rows made unit length
+                with torch.no_grad():
+                    self.score.weight /= self.score.weight.norm(dim=1, keepdim=True)
+            if bug == "set_threads":
+                torch.set_num_threads(1)
+            flat = x.flatten(2)                                              # (B, C, N)
+            s = (torch.einsum("kc,bcn->bkn", self.score.weight, flat)
+                 + self.score.bias[None, :, None])                           # (B, K, N)
+            n = s.shape[-1]
+            if bug == "cpu_ones":                         # the row sums by a ones vector
+                e = torch.exp(s - s.amax(-1, keepdim=True))
+                maps = e / (e @ torch.ones(n, 1, dtype=x.dtype))
+            elif bug == "float32_ones":
+                e = torch.exp(s - s.amax(-1, keepdim=True))
+                maps = e / (e * torch.ones(n, device=x.device)).sum(-1, keepdim=True)
+            elif bug == "ones_on_device":                 # right
+                e = torch.exp(s - s.amax(-1, keepdim=True))
+                maps = e / (e @ x.new_ones(n, 1))
+            else:
+                maps = _soft(s, -1, how)
+            if bug == "keep":
+                self.maps = maps
+            return maps @ flat.transpose(1, 2)                               # (B, K, C)
+
+    return InteractionAware
+
+
+class _IASDPA(nn.Module):
+    """Right: PyTorch's fused attention, the K weight rows as queries, the bias as a mask."""
+
+    def __init__(self, channels, maps=4):
+        super().__init__()
+        self.score = nn.Linear(channels, maps)
+
+    def forward(self, x):
+        tokens = x.flatten(2).transpose(1, 2)                                # (B, N, C)
+        q = self.score.weight.expand(x.shape[0], -1, -1)                     # (B, K, C)
+        mask = self.score.bias[:, None].expand(-1, tokens.shape[1])          # (K, N)
+        return F.scaled_dot_product_attention(q, tokens, tokens, attn_mask=mask, scale=1.0)
+
+
+# ------------------------------------------------------------------------------------------
+# GlobalContext
+
+def _gcm(how="torch", bug=None):
+    """A learner's GlobalContext: right by default."""
+    class GlobalContext(nn.Module):
+        def __init__(self, channels, reduction=16):
+            super().__init__()
+            hidden = channels // reduction
+            self.context = nn.Conv2d(channels, 1, 1)
+            self.transform = nn.Sequential(nn.Conv2d(channels, hidden, 1),
+                                           nn.LayerNorm([hidden, 1, 1]), nn.ReLU(),
+                                           nn.Conv2d(hidden, channels, 1))
+            nn.init.zeros_(self.transform[-1].weight)
+            nn.init.zeros_(self.transform[-1].bias)
+            self.cached = None
+
+        def forward(self, x):
+            if bug == "seterr":                           # NumPy told to raise on overflow
+                np.seterr(over="raise")
+            if bug == "deterministic":
+                torch.use_deterministic_algorithms(True)
+            s = self.context(x).flatten(1)                                   # (B, N)
+            b, n = s.shape
+            if bug == "cpu_mask":                         # a padding mask, made on the CPU
+                s = s.masked_fill(torch.ones(b, n, dtype=torch.bool) == 0, -math.inf)
+            elif bug == "float32_mask":                   # a mask of ones in float32
+                s = s + (torch.ones(b, n, device=x.device) - 1.0) * 1e9
+            a = _soft(s, 1, how)
+            if bug == "cache":                            # the map reused for the same shape
+                if self.cached is None or self.cached.shape != a.shape:
+                    self.cached = a.detach()
+                a = self.cached
+            if bug == "keep":
+                self.attention = a
+            c = torch.bmm(x.flatten(2), a[:, :, None])[..., None]            # (B, C, 1, 1)
+            return x + self.transform(c)
+
+    return GlobalContext
+
+
+class _GCSDPA(nn.Module):
+    """Right: the context convolution's weight as the one query of fused attention, its bias
+    as an additive mask."""
+
+    def __init__(self, channels, reduction=16):
+        super().__init__()
+        hidden = channels // reduction
+        self.context = nn.Conv2d(channels, 1, 1)
+        self.transform = nn.Sequential(nn.Conv2d(channels, hidden, 1),
+                                       nn.LayerNorm([hidden, 1, 1]), nn.ReLU(),
+                                       nn.Conv2d(hidden, channels, 1))
+        nn.init.zeros_(self.transform[-1].weight)
+        nn.init.zeros_(self.transform[-1].bias)
+
+    def forward(self, x):
+        b, c = x.shape[:2]
+        tokens = x.flatten(2).transpose(1, 2)                                # (B, N, C)
+        q = self.context.weight.view(1, 1, c).expand(b, 1, c)
+        mask = self.context.bias.view(1, 1).expand(1, tokens.shape[1])
+        pooled = F.scaled_dot_product_attention(q, tokens, tokens, attn_mask=mask, scale=1.0)
+        return x + self.transform(pooled.transpose(1, 2)[..., None])         # (B, C, 1, 1)
+
+
+# ------------------------------------------------------------------------------------------
+# TemporalAttention
+
+def _tam(how="torch", bug=None):
+    """A learner's TemporalAttention: right by default."""
+    class TemporalAttention(nn.Module):
+        def __init__(self, channels, reduction=4):
+            super().__init__()
+            self.fc1 = nn.Linear(channels, channels // reduction)
+            self.fc2 = nn.Linear(channels // reduction, 1)
+            nn.init.zeros_(self.fc2.weight)
+            nn.init.zeros_(self.fc2.bias)
+            self.frames = None
+
+        def forward(self, x):
+            t = x.shape[2]
+            if bug == "remember_t":                       # T taken from the first call
+                if self.frames is None:
+                    self.frames = t
+                t = self.frames
+            if bug == "anomaly":
+                torch.autograd.set_detect_anomaly(True)
+            if bug == "manual_seed":                      # reseeds the global generator
+                torch.manual_seed(0)
+            if bug == "set_dtype":
+                torch.set_default_dtype(torch.float64)
+            s = x.mean((3, 4)).transpose(1, 2)                               # (B, T, C)
+            e = self.fc2(F.relu(self.fc1(s)))[..., 0]                        # (B, T)
+            a = _soft(e, 1, how)
+            if bug == "keep":
+                self.weights = [a]
+            if bug == "cpu_factor":
+                factor = torch.full((1, x.shape[2]), float(t), dtype=x.dtype)
+            elif bug == "float32_factor":
+                factor = torch.full((1, x.shape[2]), float(t), device=x.device)
+            elif bug == "arange_cpu":                     # frame index, made on the CPU
+                factor = torch.ones_like(a) * (torch.arange(x.shape[2]) * 0 + t)
+            elif bug == "factor_on_device":               # right
+                factor = torch.full((1, x.shape[2]), float(t), dtype=x.dtype, device=x.device)
+            else:
+                factor = t
+            return x * (a * factor)[:, None, :, None, None]
+
+    return TemporalAttention
+
+
+# ------------------------------------------------------------------------------------------
+# NumPy exercises
+
+def _np_softmax(s, axis=-1, shift="max"):
+    """A learner's softmax over ``axis``: ``shift`` says what is subtracted before np.exp."""
+    if shift == "max":
+        m = s.max(axis=axis, keepdims=True)
+    elif shift == "min":
+        m = s.min(axis=axis, keepdims=True)
+    elif shift == "axis0":                                # max over axis 0 whatever the axis
+        m = s.max(axis=0, keepdims=True)
+    elif shift == "all_but_batch":                        # one max per batch element
+        m = s.max(axis=tuple(range(1, s.ndim)), keepdims=True)
+    elif shift == "all":                                  # one max for the whole array
+        m = s.max()
+    elif shift == "abs_max":                              # the largest |score| of the row
+        m = np.abs(s).max(axis=axis, keepdims=True)
+    elif shift == "other_axis":                           # max over axis 1 (the queries)
+        m = s.max(axis=1, keepdims=True)
+    else:
+        raise ValueError(shift)
+    e = np.exp(s - m)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _softmax_in_place(x, axis=-1):
+    """Wrong: shifts, exponentiates and normalises the caller's array in place."""
+    x -= x.max(axis=axis, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=axis, keepdims=True)
+    return x
+
+
+def _softmax_seterr(x, axis=-1):
+    """Wrong: asks NumPy to raise on overflow with np.seterr and never restores it (the values
+    are right)."""
+    np.seterr(over="raise")
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _softmax_torch(x, axis=-1):
+    """Right: PyTorch in float64, back to NumPy."""
+    return torch.softmax(torch.from_numpy(np.asarray(x, dtype=np.float64)), dim=axis).numpy()
+
+
+def _embedded_torch(t, p, g):
+    """Right: the same in PyTorch (float64), back to NumPy."""
+    tt, pt, gt = (torch.from_numpy(a) for a in (t, p, g))
+    return (torch.softmax(tt @ pt.transpose(1, 2), dim=-1) @ gt).numpy()
+
+
+def _gc_ctx(x, w, b, shift="max"):
+    flat = x.reshape(x.shape[0], x.shape[1], -1)
+    scores = np.einsum("c,bcn->bn", w, flat) + b
+    a = _np_softmax(scores, axis=1, shift=shift)
+    return np.einsum("bcn,bn->bc", flat, a), a
+
+
+def _gc_ctx_seterr(x, w, b):
+    """Wrong: right values, but np.seterr(over="raise") left set for every later cell."""
+    np.seterr(over="raise")
+    return _gc_ctx(x, w, b)
+
+
+def _gc_ctx_torch(x, w, b):
+    """Right: PyTorch in float64; the map by F.conv2d with a 1 x 1 kernel."""
+    xt = torch.from_numpy(x)
+    s = F.conv2d(xt, torch.from_numpy(w).view(1, -1, 1, 1)).flatten(1) + float(b)
+    a = torch.softmax(s, dim=1)
+    return torch.einsum("bcn,bn->bc", xt.flatten(2), a).numpy(), a.numpy()
+
+
+def _tiled_b(q, k, v, tile=64, start_max=-np.inf, shared=False):
+    """A learner's online softmax: right by default; ``start_max`` the running maximum's first
+    value, ``shared`` one running maximum for all the queries of a batch element."""
+    b, n, _ = q.shape
+    m = np.full((b, 1 if shared else n, 1), start_max)
+    total, out = np.zeros((b, n, 1)), np.zeros((b, n, v.shape[-1]))
+    for start in range(0, k.shape[1], tile):
+        s = q @ k[:, start:start + tile].transpose(0, 2, 1)
+        top = s.max(axis=(1, 2), keepdims=True) if shared else s.max(-1, keepdims=True)
+        new = np.maximum(m, top)
+        r = np.exp(m - new)
+        w = np.exp(s - new)
+        total = total * r + w.sum(-1, keepdims=True)
+        out = out * r + w @ v[:, start:start + tile]
+        m = new
+    return out / total
+
+
+def _tiled_lse(q, k, v, tile=64):
+    """Right: a running log-sum-exp (np.logaddexp) instead of a running maximum and sum."""
+    b, n, _ = q.shape
+    lse, out = np.full((b, n, 1), -np.inf), np.zeros((b, n, v.shape[-1]))
+    for start in range(0, k.shape[1], tile):
+        s = q @ k[:, start:start + tile].transpose(0, 2, 1)
+        m = s.max(-1, keepdims=True)
+        tile_lse = m + np.log(np.exp(s - m).sum(-1, keepdims=True))
+        new = np.logaddexp(lse, tile_lse)
+        out = out * np.exp(lse - new) + np.exp(s - new) @ v[:, start:start + tile]
+        lse = new
+    return out
+
+
+def _tiled_measured_politely(q, k, v, tile=64):
+    """Right: tiled, and measures its own peak only when nobody else is tracing (and stops
+    what it started)."""
+    mine = not tracemalloc.is_tracing()
+    if mine:
+        tracemalloc.start()
+    try:
+        return _tiled_b(q, k, v, tile)
+    finally:
+        if mine:
+            tracemalloc.stop()
+
+
+def _tiled_torch_full(q, k, v, tile=64):
+    """Wrong: PyTorch, the whole score matrix at once, back to NumPy."""
+    qt, kt, vt = (torch.from_numpy(a) for a in (q, k, v))
+    return (torch.softmax(qt @ kt.transpose(1, 2), dim=-1) @ vt).numpy()
+
+
+def _tiled_self_measured_full(q, k, v, tile=64):
+    """Wrong: measures itself with tracemalloc.start() and .stop() around a full matrix."""
+    tracemalloc.start()
+    y = R.embedded_attention(q, k, v)[0]
+    tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return y
+
+
+def _tiled_self_measured_bound(q, k, v, tile=64):
+    """Wrong: as above, with start and stop bound to names beforehand (which a measurement
+    around the function cannot switch off)."""
+    _TM_START()
+    y = R.embedded_attention(q, k, v)[0]
+    _TM_STOP()
+    return y
+
+
+def _tiled_leaves_tracing(q, k, v, tile=64):
+    """Wrong: tiled, but starts tracemalloc and never stops it."""
+    if not tracemalloc.is_tracing():
+        tracemalloc.start()
+    return _tiled_b(q, k, v, tile)
+
+
+# ------------------------------------------------------------------------------------------
+
+ROUND2_B = {
+    "NonLocal": (
+        [_nl("stable_detached", "keep_detached"),       # by hand, kept only .detach()ed
+         _nl("logsumexp", "scale_on_device"),           # log-sum-exp; scale by x.new_full
+         _nl("module", "einsum")],                      # nn.Softmax and einsum
+        [_nl("naive"),                                  # exp(s) / sum, no maximum subtracted
+         _nl("global_max"),                             # s - s.max(): one max for the batch
+         _nl("sample_max"),                             # one max over all rows of a sample
+         _nl("min"),                                    # the minimum subtracted
+         _nl("clamp"),                                  # scores clamped to [-50, 50]
+         _nl("implicit"),                               # F.softmax(s), no dim: dim 0 (batch)
+         _nl("float32"),                                # softmax in float32, cast back
+         _nl("sum_other_axis"),                         # normalised over the queries
+         _nl("dropout"),                                # attention dropout added
+         _nl(bug="cpu_scale"),                          # scale tensor made on the CPU
+         _nl(bug="float32_scale"),                      # scale as torch.tensor([...]): float32
+         _nl(bug="keep"),                               # self.attention = weights (graph)
+         _nl(bug="memo"),                               # keys and values memoised by shape
+         _nl(bug="set_dtype")]),                        # torch.set_default_dtype(x.dtype)
+    "InteractionAware": (
+        [_ia("stable"),                                 # by hand, per-row max
+         _IASDPA,                                       # fused attention, bias as a mask
+         _ia(bug="ones_on_device")],                    # sums by x.new_ones
+        [_ia("naive"),                                  # no maximum subtracted
+         _ia("global_max"),                             # one max for the whole batch
+         _ia("sample_max"),                             # one max over the K maps of a sample
+         _ia("min"),                                    # the minimum subtracted
+         _ia("clamp"),                                  # scores clamped
+         _ia("implicit"),                               # F.softmax without dim: the batch
+         _ia("sum_other_axis"),                         # max over N, sum over the batch
+         _ia("float32"),                                # softmax in float32
+         _ia(bug="cpu_ones"),                           # torch.ones(n, 1) on the CPU
+         _ia(bug="float32_ones"),                       # torch.ones(n): float32
+         _ia(bug="keep"),                               # self.maps = maps (graph)
+         _ia(bug="normalise_in_place"),                 # weight renormalised every forward
+         _ia(bug="set_threads")]),                      # torch.set_num_threads(1) left set
+    "GlobalContext": (
+        [_gcm("stable"),                                # by hand, per-row max
+         _gcm("logsumexp"),                             # log-sum-exp
+         _GCSDPA],                                      # fused attention
+        [_gcm("naive"),                                 # no maximum subtracted
+         _gcm("global_max"),                            # one max for the whole batch
+         _gcm("batch_max"),                             # max over the batch per position
+         _gcm("min"),                                   # the minimum subtracted
+         _gcm("sum_other_axis"),                        # max over N, sum over the batch
+         _gcm("float32"),                               # softmax in float32
+         _gcm("dropout"),                               # dropout on the map
+         _gcm(bug="cpu_mask"),                          # a mask made on the CPU
+         _gcm(bug="float32_mask"),                      # a float32 mask of ones
+         _gcm(bug="keep"),                              # self.attention = a (graph)
+         _gcm(bug="cache"),                             # the map cached by shape, detached
+         _gcm(bug="seterr"),                            # np.seterr left changed
+         _gcm(bug="deterministic")]),                   # use_deterministic_algorithms(True)
+    "TemporalAttention": (
+        [_tam("stable_detached"),                       # by hand, detached max
+         _tam("logsumexp", "factor_on_device")],        # log-sum-exp; T by torch.full on x's
+        [_tam("naive"),                                 # no maximum subtracted
+         _tam("global_max"),                            # one max for the whole batch
+         _tam("batch_max"),                             # max over the batch per frame
+         _tam("min"),                                   # the minimum subtracted
+         _tam("sum_other_axis"),                        # max over T, sum over the batch
+         _tam("float32"),                               # softmax in float32
+         _tam(bug="cpu_factor"),                        # torch.full((1, T), T) on the CPU
+         _tam(bug="float32_factor"),                    # torch.full without dtype: float32
+         _tam(bug="arange_cpu"),                        # torch.arange(T) on the CPU
+         _tam(bug="keep"),                              # self.weights = [a] (graph)
+         _tam(bug="remember_t"),                        # T kept from the first call
+         _tam(bug="set_dtype"),                         # set_default_dtype(float64) left set
+         _tam(bug="anomaly")]),                         # anomaly detection left on
+    "softmax": (
+        [_softmax_torch],
+        [lambda x, axis=-1: _np_softmax(x, axis, shift="min"),      # the minimum subtracted
+         lambda x, axis=-1: _np_softmax(x, axis, shift="axis0"),    # max over axis 0 always
+         lambda x, axis=-1: np.exp(x - x.max(axis=axis)[..., None])
+         / np.exp(x - x.max(axis=axis)[..., None]).sum(axis=axis, keepdims=True),  # last axis
+         _softmax_in_place,                                         # modifies x in place
+         _softmax_seterr,                                           # np.seterr left changed
+         lambda x, axis=-1: functional.softmax(x.astype(np.float32), axis).astype(
+             np.float64)]),                                         # float32 inside
+    "embedded_attention": (
+        [_embedded_torch],
+        [lambda t, p, g: _np_softmax(t @ p.transpose(0, 2, 1), shift="min") @ g,   # minimum
+         lambda t, p, g: _np_softmax(t @ p.transpose(0, 2, 1), shift="all_but_batch") @ g,
+         lambda t, p, g: _np_softmax(t @ p.transpose(0, 2, 1), shift="all") @ g,   # batch max
+         lambda t, p, g: _np_softmax(t @ p.transpose(0, 2, 1), shift="other_axis") @ g]),
+    "gc_context": (
+        [_gc_ctx_torch],
+        [lambda x, w, b: _gc_ctx(x, w, b, shift="abs_max"),          # largest |score|
+         _gc_ctx_seterr,                                             # np.seterr left changed
+         lambda x, w, b: _gc_ctx(x, w, b, shift="all"),              # one max for the batch
+         lambda x, w, b: _gc_ctx(x, w, b, shift="axis0")]),          # max over the batch
+    "tiled_attention": (
+        [_tiled_lse, _tiled_measured_politely],
+        [lambda q, k, v, tile=64: _tiled_b(q, k, v, tile, start_max=0.0),   # max starts at 0
+         lambda q, k, v, tile=64: _tiled_b(q, k, v, tile, shared=True),     # one max per batch
+         _tiled_torch_full,                                         # PyTorch, full matrix
+         _tiled_self_measured_full,                                 # tracemalloc inside, full
+         _tiled_self_measured_bound,                                # the same, names bound
+         _tiled_leaves_tracing]),                                   # tracing left on
+}
+
+# Plausible wrong answers that the checkers accept (checked against the checkers of this
+# worktree): each is rejected by nothing, and ``check.<name>(answer) is answer``.
+ROUND2_B["gc_context"][1].append(                       # the row MINIMUM subtracted
+    lambda x, w, b: _gc_ctx(x, w, b, shift="min"))
+ROUND2_B["GlobalContext"][1].append(_gcm("clamp"))       # scores clamped to [-50, 50]
+ROUND2_B["TemporalAttention"][1].append(_tam("clamp"))   # the same
+
+
+ROUND_TWO = {**ROUND2_A, **ROUND2_B}
+MODULE_AND_LOOP_EXERCISES = {"SqueezeExcitation", "ChannelAttention", "SpatialAttention", "CBAM",
+                             "NonLocal", "InteractionAware", "GlobalContext", "ECA",
+                             "TemporalAttention", "train_one_epoch", "evaluate_epoch"}
+
+
+def test_round_two_covers_every_pytorch_and_loop_exercise_with_enough_answers():
+    assert MODULE_AND_LOOP_EXERCISES <= set(ROUND_TWO) <= set(check.EXERCISES)
+    for name in MODULE_AND_LOOP_EXERCISES:
+        right, wrong = ROUND_TWO[name]
+        assert len(right) >= 2 and len(wrong) >= 8, name
+
+
+@pytest.mark.parametrize("name", sorted(ROUND_TWO))
+def test_round_two_rejects_every_wrong_answer_and_puts_every_setting_back(name, capsys):
+    right, wrong = ROUND_TWO[name]
+    for number, fn in enumerate(right):
+        assert getattr(check, name)(fn) is fn, f"{name}: correct alternative {number} rejected"
+        assert f"✅ {name}" in capsys.readouterr().out
+    settings = (torch.is_grad_enabled(), torch.get_default_dtype(), torch.get_num_threads(),
+                os.getcwd(), tracemalloc.is_tracing())
+    for number, fn in enumerate(wrong):
+        with np.errstate(all="ignore"), _no_warning_filter():
+            try:
+                getattr(check, name)(fn)
+            except AssertionError as err:
+                text = str(err)
+            else:
+                pytest.fail(f"{name}: wrong answer {number} was accepted")
+        first = text.splitlines()[0]
+        assert first.startswith(f"❌ {name} (test case "), (name, number, first[:200])
+        assert "Idea:" in text and len(first) < 400, (name, number, len(first))
+        assert "tensor(" not in text and "array([" not in text, (name, number)
+        assert (torch.is_grad_enabled(), torch.get_default_dtype(), torch.get_num_threads(),
+                os.getcwd(), tracemalloc.is_tracing()) == settings, (name, number)

@@ -278,8 +278,8 @@ def test_a_wrong_shape_is_named():
     (lambda self, x: (SE.forward(self, x),), "output: expected a torch.Tensor of shape "
                                               "(2, 8, 3, 5), got a tuple"),
     (lambda self, x: None, "got None (did you forget to return the result?)"),
-    (lambda self, x: SE.forward(self, x).float(), "output: wrong dtype, expected torch.float64, "
-                                                  "got torch.float32"),
+    (lambda self, x: SE.forward(self, x).float(), "with a float64 input, your forward made a "
+                                                  "torch.float32 tensor (in float)"),
     (lambda self, x: SE.forward(self, x)[..., :-1], "wrong shape, expected (2, 8, 3, 5), got "
                                                     "(2, 8, 3, 4)"),
 ])
@@ -309,16 +309,18 @@ def test_the_float32_path_wants_a_float32_output_close_to_float64():
 
 
 def test_another_device_is_checked_when_present(monkeypatch, capsys):
-    monkeypatch.setattr(check, "_accelerators", lambda: [torch.device("cpu")])
+    monkeypatch.setattr(check.module_check, "_accelerators", lambda: [torch.device("cpu")])
     assert run(SE) is SE
     assert ", cpu." in capsys.readouterr().out
 
-    class Fails(SE):          # fails only in the run on the other device: the 8th forward
-        calls = 0             # (1 probe for a blank forward, 3 per input shape, then the device)
+    class Fails(SE):          # fails only in the run on the other device: the 14th forward
+        calls = 0             # (1 probe for a blank forward, 3 for state across calls, 2 for
+                              # dtype and device, 3 per input shape, 1 in evaluation mode,
+                              # then the other device)
 
         def forward(self, x):
             Fails.calls += 1
-            if Fails.calls > 7:
+            if Fails.calls > 13:
                 raise RuntimeError("Expected all tensors to be on the same device")
             return super().forward(x)
 
@@ -358,3 +360,64 @@ def test_a_factory_that_is_not_a_module_is_wrong():
 def test_bad_checker_arguments_are_refused(args):
     with pytest.raises(ValueError, match="reference must be a torch.nn.Module class"):
         check_module(*args, title="SE", idea="i")
+
+
+class CpuOne(SE):                   # a tensor made on the CPU whatever the input's device
+    def forward(self, x):
+        bias = torch.zeros(x.shape[1], dtype=x.dtype)
+        return x * self.gate(x)[:, :, None, None] + bias[:, None, None]
+
+
+class Float32Ones(SE):              # a float32 tensor in a float64 forward (promoted away)
+    def forward(self, x):
+        return x * (self.gate(x) * torch.ones(x.shape[1], device=x.device))[:, :, None, None]
+
+
+class KeepsGate(SE):                # the gate of the last call, still on its graph
+    def forward(self, x):
+        self.last_gate = self.gate(x)
+        return x * self.last_gate[:, :, None, None]
+
+
+class Counts(SE):                   # carries state from one call to the next
+    calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return x * self.gate(x)[:, :, None, None] * (1 + 1e-3 * self.calls)
+
+
+class SetsDtype(SE):                # changes the default dtype of the whole notebook
+    def forward(self, x):
+        torch.set_default_dtype(torch.float64)
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("cls, message", [
+    (CpuOne, "made or moved a tensor to the CPU whatever the input's device"),
+    (Float32Ones, "made a torch.float32 tensor"),
+    (KeepsGate, "keeps last_gate from a forward pass"),
+    (Counts, "two different outputs"),
+    (SetsDtype, "default dtype"),
+])
+def test_slips_a_cpu_only_float64_check_would_miss_are_caught(cls, message):
+    with pytest.raises(AssertionError, match=message):
+        run(cls)
+    assert torch.get_default_dtype() == torch.float32
+
+
+class NaiveAttention(nn.Module):    # a softmax over positions without its maximum subtracted
+    def __init__(self, channels, maps=4):
+        super().__init__()
+        self.score = nn.Linear(channels, maps)
+
+    def forward(self, x):
+        flat = x.flatten(2).transpose(1, 2)                 # (B, N, C)
+        e = self.score(flat).exp()
+        return (e / e.sum(1, keepdim=True)).transpose(1, 2) @ flat
+
+
+def test_a_softmax_that_overflows_in_float32_is_caught_on_large_inputs():
+    with pytest.raises(AssertionError, match=r"scaled by 300, 1, -300\): your float32 output "
+                                             r"has NaN"):
+        check.InteractionAware(NaiveAttention)

@@ -166,3 +166,32 @@ def test_counted_macs_of_the_block_match_the_formula_for_both_backends(backend):
     n = h * w
     block = NonLocalBlock(c, ci, backend=backend)
     assert count_macs(block, (1, c, h, w)) == 4 * n * c * ci + 2 * n * n * ci
+
+
+def test_a_function_that_measures_itself_cannot_end_or_reset_the_measurement():
+    import tracemalloc
+
+    from utils.measure import peak_bytes
+
+    def full_then_own_measurement(n):
+        tracemalloc.start()                 # natural in a notebook about memory
+        scores = np.ones((n, n))
+        del scores
+        tracemalloc.reset_peak()
+        tracemalloc.stop()
+        return n
+
+    assert peak_bytes(full_then_own_measurement, 512) == (512, pytest.approx(512 * 512 * 8,
+                                                                             rel=0.01))
+    assert not tracemalloc.is_tracing() and tracemalloc.start is not None
+    from tracemalloc import start, stop  # bound before the measurement: it can be ended,
+
+    def restarts(n):                        # and that is detected, not read as a tiny peak
+        stop()
+        start()
+        return np.ones((n, n)).sum()
+
+    with pytest.raises(RuntimeError, match="stopped or restarted tracemalloc"):
+        peak_bytes(restarts, 64)
+    assert not tracemalloc.is_tracing()
+    assert tracemalloc.start is start and tracemalloc.stop is stop   # the module is as it was

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .counting import count_macs, count_parameters
+from .measure import PeakRSS, device_name
 from .models import FrameWise, VideoNonLocal
 from .modules import (
     CBAM,
@@ -174,16 +175,11 @@ def _peak_tracker(device: torch.device) -> tuple[Callable[[], None], Callable[[]
             torch.cuda.synchronize(device)
             return float(torch.cuda.max_memory_allocated(device) - reset.base)
         return reset, read
-    from .memory_wall import _memory_kib, _reset_peak
+    rss = PeakRSS()
 
-    def reset_cpu() -> None:
-        reset_cpu.ok = _reset_peak()
-        reset_cpu.base = _memory_kib("VmRSS") or 0
-
-    def read_cpu() -> float:
-        peak = _memory_kib("VmHWM") if reset_cpu.ok else None
-        return float("nan") if peak is None else 1024.0 * max(peak - reset_cpu.base, 0)
-    return reset_cpu, read_cpu
+    def read_cpu() -> float:      # only an exact (resettable) high-water mark is reported
+        return 1024.0 * rss.extra_kib() if rss.exact else float("nan")
+    return rss.start, read_cpu
 
 
 def _time(module: nn.Module, x: torch.Tensor, warmup: int, repeats: int) -> float:
@@ -319,20 +315,6 @@ def to_csv(rows: list[Row]) -> str:
     return out.getvalue()
 
 
-def _device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU's model name where Linux reports it."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return device.type
-
-
 def main(argv: list[str] | None = None) -> int:
     from .runtime import environment_report, get_device
 
@@ -371,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(shapes, args.modules, device, getattr(torch, args.dtype), args.compile,
                args.warmup, repeats, args.progress)
     table = markdown(rows)
-    header = (f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {_device_name(device)}, "
+    header = (f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {device_name(device)}, "
               f"{torch.get_num_threads()} threads\n\n{environment_report()}\n\n"
               f"dtype {args.dtype}, compile {args.compile}, batch 1, median of {repeats} after "
               f"{args.warmup} warm-up passes\n\n")

@@ -579,23 +579,20 @@ def peak_memory_mib(path: str | os.PathLike, shape: Sequence[int], *, threads: i
 
 def _peak_child() -> None:
     """In a fresh process: load the model of sys.argv[1], run it, print the extra peak KiB."""
-    import resource
 
     import onnxruntime  # noqa: F401 - imported before the baseline is taken
 
-    from .memory_wall import _memory_kib, _reset_peak
+    from .measure import PeakRSS
 
     path, shape = sys.argv[1], tuple(json.loads(sys.argv[2]))
     threads, runs = int(sys.argv[3]), int(sys.argv[4])
     x = np.zeros(shape, dtype=np.float32)
-    exact = _reset_peak() and _memory_kib("VmRSS") is not None
-    base = _memory_kib("VmRSS") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss = PeakRSS().start()
     session = onnx_session(path, threads=threads)
     feed = {session.get_inputs()[0].name: x}
     for _ in range(runs):
         session.run(None, feed)
-    peak = _memory_kib("VmHWM") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"extra_kib": max(peak - base, 0), "exact": exact}))
+    print(json.dumps({"extra_kib": rss.extra_kib(), "exact": rss.exact}))
 
 
 def measure_torch(model: nn.Module, x: np.ndarray, labels: np.ndarray | None, *,

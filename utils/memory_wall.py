@@ -1,13 +1,12 @@
 """The O(N^2) memory wall of non-local attention, computed and measured.
 
-``affinity_bytes`` is the analytic size of the N x N affinity matrix. ``peak_bytes`` is the
-peak of the NumPy memory one call allocates (``tracemalloc``). ``measure`` runs one
-attention of N queries and keys of width d in a fresh Python process and reports its
-fastest and median time over the repeats and its extra peak memory, for three variants. On
-the CPU the memory is the rise of the process's maximum resident set size (on Linux the
-high-water mark is reset first, so that earlier peaks, such as importing PyTorch, cannot
-hide it); with ``device='cuda'`` it is PyTorch's peak allocated GPU memory and the time is
-taken between CUDA synchronisations.
+``affinity_bytes`` is the analytic size of the N x N affinity matrix. ``peak_bytes`` (from
+``utils.measure``) is the peak of the NumPy memory one call allocates (``tracemalloc``).
+``measure`` runs one attention of N queries and keys of width d in a fresh Python process and
+reports its fastest and median time over the repeats and its extra peak memory, for three
+variants. On the CPU the memory is the rise of the process's maximum resident set size
+(``utils.measure.PeakRSS``); with ``device='cuda'`` it is PyTorch's peak allocated GPU
+memory and the time is taken between CUDA synchronisations.
 
 - 'explicit':   softmax(Q K^T) V with the N x N matrix in memory;
 - 'fused':      torch.nn.functional.scaled_dot_product_attention (no N x N matrix);
@@ -27,11 +26,10 @@ import argparse
 import json
 import subprocess
 import sys
-import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from .measure import PeakRSS, device_name
+from .measure import peak_bytes as peak_bytes  # notebook 04 imports it from here
 from .validate import positive_int
 
 VARIANTS = ("explicit", "fused", "subsampled")
@@ -43,50 +41,7 @@ def affinity_bytes(n: int, dtype_bytes: int = 4, batch: int = 1) -> int:
         dtype_bytes, "dtype_bytes")
 
 
-def peak_bytes(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, int]:
-    """``fn(*args, **kwargs)`` and the peak bytes it allocated on top of what existed before.
-
-    Measured with ``tracemalloc``, which sees NumPy's array allocations (not PyTorch's);
-    deterministic, so the same call gives the same figure on every machine.
-    """
-    if not callable(fn):
-        raise ValueError(f"fn must be callable, got {type(fn).__name__}")
-    if tracemalloc.is_tracing():
-        raise ValueError("peak_bytes cannot run while tracemalloc is already tracing")
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        result = fn(*args, **kwargs)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return result, peak - base
-
-
-def _memory_kib(field: str) -> int | None:
-    """A memory field of /proc/self/status in KiB ('VmRSS', 'VmHWM'), None where unavailable."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak() -> bool:
-    """Reset this process's peak resident set size (Linux >= 4.0); False if not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as refs:
-            refs.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _run(n: int, d: int, variant: str, repeats: int, device: str = "cpu") -> dict:
-    import resource
     import time
 
     import torch
@@ -126,13 +81,9 @@ def _run(n: int, d: int, variant: str, repeats: int, device: str = "cpu") -> dic
             extra_kib = (torch.cuda.max_memory_allocated(dev) - base) / 1024
             exact = True
         else:
-            exact = _reset_peak() and _memory_kib("VmRSS") is not None
-            base = _memory_kib("VmRSS") if exact else resource.getrusage(
-                resource.RUSAGE_SELF).ru_maxrss
+            rss = PeakRSS().start()
             attend()
-            peak = _memory_kib("VmHWM") if exact else resource.getrusage(
-                resource.RUSAGE_SELF).ru_maxrss
-            extra_kib = peak - base
+            extra_kib, exact = rss.extra_kib(), rss.exact
         times = []
         for _ in range(repeats):
             sync()
@@ -241,9 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.csv is not None:
             import torch
 
-            from .benchmark import _device_name
-
-            write_recorded(rows, args.csv, _device_name(torch.device(args.device)))
+            write_recorded(rows, args.csv, device_name(torch.device(args.device)))
         return 0
     print(json.dumps(_run(args.n, args.d, args.variant, args.repeats, args.device)))
     return 0

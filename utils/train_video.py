@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .benchmark import _device_name
 from .datasets import CLIP_CLASSES, LONG_RANGE, moving_digits
+from .measure import device_name
 from .models import video_models
 from .runtime import environment_report, fast_mode, get_device, seed_everything
 from .training import PROGRESS, TrainResult, evaluate, train_classifier
@@ -367,7 +367,7 @@ def _train_seeds(name: str, args: argparse.Namespace, train, test, epochs: int,
                 "test_clips": len(test), "accuracy": f"{run.accuracy:.6f}",
                 **{f"class{k}": f"{acc:.6f}" for k, acc in enumerate(run.per_class)},
                 "seconds": f"{run.seconds:.1f}", "threads": torch.get_num_threads(),
-                "device": _device_name(device), "torch": torch.__version__,
+                "device": device_name(device), "torch": torch.__version__,
                 "python": platform.python_version(),
                 "date": datetime.date.today().isoformat()})
     if len(accuracies) > 1:
