@@ -287,9 +287,9 @@ def _check_follows_input(attempt: _Attempt, mine: nn.Module, shape: tuple[int, .
             meta = copy.deepcopy(mine).to("meta")
             _made_in_forward(meta, torch.empty(shape, dtype=torch.float64, device="meta"), made)
     except Exception as exc:          # the meta device is only a probe: judge device errors only
-        text = str(exc).lower()
-        if "meta" in text and ("device" in text or "copy out of meta" in text):
-            crossed = "an operation mixing devices"
+        text = str(exc).lower()        # a mismatch names both devices; .cpu(), or a copy
+        if "copy out of meta" in text or all(w in text for w in ("cpu", "meta", "device")):
+            crossed = "an operation mixing devices"     # into a CPU tensor, cannot copy out
     elsewhere = [f for f, _, device in made if device is not None and device.type != "meta"]
     elsewhere += [crossed] * bool(crossed)
     if elsewhere:
