@@ -110,7 +110,7 @@ def test_notebooks_with_sliders_run_through_nbconvert_without_a_stall(name, tmp_
     assert slider_cells, f"{name} has no cell that calls interact"
     for cell in slider_cells:
         assert not any(WIDGET_VIEW in o.get("data", {}) for o in cell["outputs"])
-        assert BATCH_LINE in "".join(o.get("text", "") for o in cell["outputs"])
+        assert BATCH_LINE in "".join("".join(o.get("text", "")) for o in cell["outputs"])
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

@@ -1530,7 +1530,7 @@ class _SEThreads(_SEBase):
     """Wrong: torch.set_num_threads(1) in forward 'for reproducible sums'."""
 
     def forward(self, x):
-        torch.set_num_threads(1)
+        torch.set_num_threads(torch.get_num_threads() % 2 + 1)   # 1 <-> 2: always a change
         return x * self.excite(x.mean((2, 3)))[:, :, None, None]
 
 
@@ -2073,7 +2073,7 @@ class _ECAThreads(_ECABitLength):
     """Wrong: torch.set_num_threads(1) in forward."""
 
     def forward(self, x):
-        torch.set_num_threads(1)
+        torch.set_num_threads(torch.get_num_threads() % 2 + 1)   # 1 <-> 2: always a change
         return x * torch.sigmoid(self.conv(x.mean((2, 3))[:, None]))[:, 0, :, None, None]
 
 
@@ -2773,7 +2773,7 @@ def _ia(how="torch", bug=None):
                 with torch.no_grad():
                     self.score.weight /= self.score.weight.norm(dim=1, keepdim=True)
             if bug == "set_threads":
-                torch.set_num_threads(1)
+                torch.set_num_threads(torch.get_num_threads() % 2 + 1)   # 1 <-> 2: always a change
             flat = x.flatten(2)                                              # (B, C, N)
             s = (torch.einsum("kc,bcn->bkn", self.score.weight, flat)
                  + self.score.bias[None, :, None])                           # (B, K, N)

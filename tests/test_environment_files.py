@@ -164,15 +164,26 @@ def test_the_lock_matches_what_is_installed():
         assert version(name).split("+")[0] == pins[name], name
 
 
+def _optional(node):
+    """Whether a ``try:`` block makes its imports optional: a handler catches ImportError."""
+    return isinstance(node, ast.Try) and any(
+        h.type is not None and any(name in ast.unparse(h.type)
+                                   for name in ("ImportError", "ModuleNotFoundError"))
+        for h in node.handlers)
+
+
 def third_party_imports(folder):
-    """Top-level names of the modules imported anywhere in ``folder``/*.py (inside functions
-    too), other than the standard library, relative imports and ``if TYPE_CHECKING:`` blocks;
-    with the files that import each."""
+    """Top-level names of the modules imported anywhere in ``folder`` and its packages
+    (inside functions too), other than the standard library, relative imports, ``if
+    TYPE_CHECKING:`` blocks and optional imports (a ``try:`` whose handler catches
+    ImportError); with the files that import each."""
     found = {}
-    for path in sorted(folder.glob("*.py")):
+    for path in sorted(folder.rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
         skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
                 and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+        skip |= {id(n) for node in ast.walk(tree) if _optional(node)
+                 for statement in node.body for n in ast.walk(statement)}
         for node in ast.walk(tree):
             if id(node) in skip:
                 continue
@@ -193,7 +204,7 @@ def third_party_imports(folder):
     return found
 
 
-def test_the_import_scan_sees_lazy_imports_and_skips_type_checking_blocks(tmp_path):
+def test_the_import_scan_sees_lazy_and_package_imports_and_skips_optional_ones(tmp_path):
     package = tmp_path / "utils"
     package.mkdir()
     (package / "a.py").write_text(textwrap.dedent("""
@@ -207,8 +218,19 @@ def test_the_import_scan_sees_lazy_imports_and_skips_type_checking_blocks(tmp_pa
         def f():
             from skimage import data
             import tqdm.auto
+        def g():
+            try:
+                import ipywidgets
+            except ImportError:
+                return
+            try:
+                import scipy
+            except ValueError:
+                pass
     """))
-    assert set(third_party_imports(package)) == {"numpy", "skimage", "tqdm"}
+    (package / "sub").mkdir()
+    (package / "sub" / "c.py").write_text("import sklearn\n")
+    assert set(third_party_imports(package)) == {"numpy", "skimage", "tqdm", "scipy", "sklearn"}
     (package / "b.py").write_text("import importlib\nimportlib.import_module('torch')\n")
     with pytest.raises(AssertionError, match="dynamic import"):
         third_party_imports(package)
