@@ -19,9 +19,15 @@ costs one exercise.
 From notebook 02 on, some exercises are PyTorch: an ``nn.Module`` class
 (``CBAM = check.CBAM(CBAM)``), checked by :func:`check_module` (parameter names, shapes and
 count; outputs and the gradients of the input and of every parameter against the reference
-module in float64 with its weights loaded; float32; CUDA where present), and training loops,
-run from the same weights and random state as the course's own loop. A blank class falls
-back to a marked subclass of the reference class.
+module in float64 with its weights loaded; no state across calls; every tensor made in
+forward on the input's dtype and device, the device tried on the meta device; evaluation
+mode; float32, with large inputs where there is a softmax; CUDA where present), and
+training loops, run from the same weights and random state as the course's own loop. A
+blank class falls back to a marked subclass of the reference class.
+
+Every call of the learner's code leaves the notebook's settings as they were (``state``:
+gradient recording, default dtype and device, thread count, ``np.seterr``, tracemalloc,
+...): one that a call left changed is put back, and the answer fails naming it.
 
 The package, so that the checker of an exercise sits beside its neighbours:
 
@@ -29,6 +35,7 @@ The package, so that the checker of an exercise sits beside its neighbours:
                     ``check_exercise`` and how a check ends (right, blank, wrong);
 - ``module_check``  ``check_module``, the one checker of PyTorch module exercises;
 - ``loops``         the probe model and seeded cases the training-loop exercises run on;
+- ``state``         the settings a learner's call may not leave changed;
 - ``nb00_start_here`` ... ``nb08_attention_in_practice``: each notebook's exercises, named
   for the notebook.
 
