@@ -1280,6 +1280,26 @@ CORPUS = {
 }
 
 
+
+def _notebook_corpora() -> dict:
+    """The corpora kept beside this file, one per notebook (tests/corpus_nbNN.py, each with a
+    dict CORPUS of the same form), merged into this one; a name defined twice is an error."""
+    import importlib.util
+    from pathlib import Path
+
+    merged = {}
+    for path in sorted(Path(__file__).parent.glob("corpus_nb*.py")):
+        spec = importlib.util.spec_from_file_location(f"_corpus_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        twice = set(module.CORPUS) & (set(CORPUS) | set(merged))
+        assert not twice, f"{path.name} defines {sorted(twice)} again"
+        merged.update(module.CORPUS)
+    return merged
+
+
+CORPUS.update(_notebook_corpora())
+
 def test_the_corpus_covers_every_exercise_with_enough_answers():
     assert set(CORPUS) == set(check.EXERCISES)
     for name, (right, wrong) in CORPUS.items():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from utils.stats import Interval, paired_difference, t_interval
+from utils.stats import Interval, bootstrap_interval, paired_difference, t_interval
 
 
 def test_t_interval_matches_the_textbook_formula():
@@ -44,7 +44,46 @@ def test_paired_difference_removes_what_the_seeds_share():
     (lambda: t_interval([0.5, 0.6], confidence=1.5), "confidence must be a number strictly"),
     (lambda: paired_difference([0.5, 0.6], [0.5, 0.6, 0.7]), "a and b must pair up"),
     (lambda: t_interval([0.5, float("nan")]), "values must be finite"),
+    (lambda: bootstrap_interval([0.5, 0.6]), "per_item must have 2 dimensions"),
+    (lambda: bootstrap_interval([[0.5]]), "at least one seed and two items"),
+    (lambda: bootstrap_interval(np.ones((2, 3)), np.ones((3, 2))), "baseline must have"),
+    (lambda: bootstrap_interval(np.ones((2, 3)), resamples=10), "resamples must be an integer"),
+    (lambda: bootstrap_interval(np.ones((2, 3)), seed=0.5), "seed must be an integer"),
 ])
 def test_bad_input_is_refused(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_bootstrap_holds_the_test_set_noise_that_seeds_alone_miss():
+    rng = np.random.default_rng(0)
+    # a network that is right on a clip or not by the clip, not by the seed: at chance in
+    # truth, 100 test clips, five seeds that agree on 90 % of the clips
+    shared = rng.random(100) < 0.5
+    per_clip = np.array([np.where(rng.random(100) < 0.9, shared, rng.random(100) < 0.5)
+                         for _ in range(5)], dtype=float)
+    seeds_only = t_interval(per_clip.mean(1))
+    both = bootstrap_interval(per_clip)
+    assert both.mean == pytest.approx(per_clip.mean()) and both.n == 5
+    assert both.high - both.low > 3 * (seeds_only.high - seeds_only.low)
+    assert both.low < 0.5 < both.high
+    # about the binomial standard error of 100 clips: 2 * 1.96 * 0.05
+    assert 0.12 < both.high - both.low < 0.28
+    perfect = bootstrap_interval(np.ones((5, 40)))
+    assert (perfect.low, perfect.high) == (1.0, 1.0)           # never past 100 %
+    assert bootstrap_interval(per_clip, seed=3) != bootstrap_interval(per_clip, seed=4)
+    assert bootstrap_interval(per_clip) == both                 # seeded: reproducible
+
+
+def test_bootstrap_of_a_paired_difference_resamples_both_models_together():
+    rng = np.random.default_rng(1)
+    base = (rng.random((5, 200)) < 0.6).astype(float)
+    better = np.maximum(base, rng.random((5, 200)) < 0.2)       # right wherever base is, and more
+    paired = bootstrap_interval(better, base)
+    assert paired.low > 0 and paired.verdict == "better"
+    assert paired.mean == pytest.approx((better - base).mean())
+    unpaired_low = bootstrap_interval(better).low - bootstrap_interval(base).high
+    assert unpaired_low < paired.low                            # pairing removes shared noise
+    same = bootstrap_interval(base, base)
+    assert (same.mean, same.low, same.high) == (0.0, 0.0, 0.0)
+    assert bootstrap_interval(better[:3], base[:3]).verdict == "no verdict (n < 5 seeds)"

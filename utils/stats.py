@@ -89,3 +89,53 @@ def paired_difference(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.n
         raise ValueError(f"a and b must pair up (one value per seed each), got {a.size} and "
                          f"{b.size} values")
     return t_interval(a - b, confidence)
+
+
+def bootstrap_interval(per_item: Sequence[Sequence[float]] | np.ndarray,
+                       baseline: Sequence[Sequence[float]] | np.ndarray | None = None, *,
+                       confidence: float = 0.95, resamples: int = 10_000,
+                       seed: int = 0) -> Interval:
+    """The mean score with an interval that holds both noises: seeds *and* test items.
+
+    ``per_item`` (n_seeds, n_items) holds one score per seed and test item: 1/0 for a test
+    clip classified right or wrong, or a query's average precision. A t-interval over the seeds'
+    means treats the test set as fixed, so on a small test set it is too narrow: two models that
+    are equally good in truth can differ on 100 test clips by chance, and an order-invariant
+    network can sit "above chance" on the clips it happened to get. This interval resamples
+    both axes (a two-way bootstrap: seeds with replacement, and test items with replacement,
+    the same items for every seed), and takes the percentile interval of the resampled means.
+
+    With ``baseline`` (same shape, seed i and item j of the other model) it bootstraps the
+    paired difference per_item - baseline: one resample draws the same seeds and items for both
+    models. The result is an :class:`Interval` whose ``n`` is the number of seeds, so that its
+    verdict follows the course's rule; its bounds never leave the range of the resampled means
+    (no accuracy interval past 100 %). Resampling both axes is conservative when seeds and
+    items interact; ``seed`` fixes the resampling.
+    """
+    values = as_float_array(per_item, "per_item", ndim=2)
+    if baseline is not None:
+        other = as_float_array(baseline, "baseline", ndim=2)
+        if other.shape != values.shape:
+            raise ValueError(f"baseline must have per_item's shape {values.shape} (seed i and "
+                             f"item j of both models), got {other.shape}")
+        values = values - other
+    confidence = _confidence(confidence)
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
+        raise ValueError(f"resamples must be an integer of at least 100, got {resamples!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    seeds, items = values.shape
+    if seeds < 1 or items < 2:
+        raise ValueError(f"per_item must be (n_seeds, n_items) with at least one seed and two "
+                         f"items, got shape {values.shape}")
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    chunk = max(1, 4_000_000 // (seeds + items))        # resamples per block: bounded memory
+    for start in range(0, resamples, chunk):
+        b = min(chunk, resamples - start)
+        rows = rng.multinomial(seeds, np.full(seeds, 1 / seeds), size=b)      # (b, seeds)
+        cols = rng.multinomial(items, np.full(items, 1 / items), size=b)      # (b, items)
+        means[start:start + b] = np.einsum("bn,bn->b", rows @ values, cols) / (seeds * items)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return Interval(float(values.mean()), float(low), float(high), seeds, confidence)

@@ -26,7 +26,9 @@ class TrainResult:
     each epoch (as the optimiser saw it, in training mode), training time in seconds, the
     model, its seed, and ``history``: per epoch, in evaluation mode, 'train_loss' and
     'train_accuracy' (on up to ``HISTORY_EXAMPLES`` training examples) and 'test_loss' and
-    'test_accuracy' (empty when the run was asked not to keep a history)."""
+    'test_accuracy' (empty when the run was asked not to keep a history); and ``predictions``,
+    the predicted class of every test example (N,), for intervals that include test-set
+    noise (:func:`utils.stats.bootstrap_interval`)."""
 
     accuracy: float
     per_class: np.ndarray
@@ -35,6 +37,8 @@ class TrainResult:
     model: nn.Module = field(repr=False)
     seed: int = 0
     history: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    predictions: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64),
+                                    repr=False)
 
 
 HISTORY_EXAMPLES = 1000
@@ -230,8 +234,8 @@ def train_classifier(model: nn.Module, train: Dataset, test: Dataset, *, epochs:
             message += f", test accuracy {curves['test_accuracy'][-1]:.1%}"
         bar.step(f"{message}, {seconds:.0f} s")
     bar.close()
-    accuracy, per_class, _ = evaluate(model, test, device=device)
-    return TrainResult(accuracy, per_class, losses, seconds, model, seed, curves)
+    accuracy, per_class, predictions = evaluate(model, test, device=device)
+    return TrainResult(accuracy, per_class, losses, seconds, model, seed, curves, predictions)
 
 
 def compare_models(builders: dict[str, Callable[[], nn.Module]], train: Dataset,
