@@ -120,3 +120,25 @@ def test_sliders_go_through_the_course_helper_and_have_a_static_figure(path):
             near = [c for _, _, c in code[max(k - 1, 0):k + 1]]
             assert any("image/png" in o.get("data", {}) for c in near for o in c["outputs"]), (
                 f"{path.name}: the sliders in cell {index} have no static figure beside them")
+
+
+RUN_TIME = re.compile(r"\*\*Run time\*\*\s+\(2-core\s+CPU\):\s+about\s+(\d+(?:\.\d+)?)\s+(s|min)\s+"
+                      r"in\s+full\s+mode,\s+under\s+(\d+)\s+s\s+in\s+fast\s+mode")
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_the_run_time_at_the_top_is_the_committed_runs(path):
+    """Cell 0 says how long the notebook runs; the full-mode figure must be the committed run's
+    (the sum of its cells' times, within a minute or a quarter) and the fast mode's bound is
+    within the course's budget of 60 s."""
+    _, source, _ = cells(path)[0]
+    found = RUN_TIME.findall(source)
+    assert len(found) == 1, f"{path.name}: cell 0 needs one line '**Run time** (2-core CPU): " \
+                            f"about N min in full mode, under M s in fast mode'"
+    number, unit, fast = found[0]
+    stated = float(number) * (60 if unit == "min" else 1)
+    took = sum(s for kind, _, c in cells(path) if kind == "code" and (s := seconds(c)))
+    assert abs(stated - took) <= max(60, 0.25 * took), (
+        f"{path.name}: cell 0 says about {number} {unit} in full mode; the committed run took "
+        f"{took:.0f} s")
+    assert int(fast) <= 60, f"{path.name}: fast mode must stay under 60 s, cell 0 says {fast} s"
