@@ -161,8 +161,8 @@ def test_se_backward_checker_names_a_wrong_gradient_key():
         t, h, w, a)),
     ("attention_similarity",
      lambda m: __import__("utils.reference").reference.attention_similarity(m) * 1.01),
-    ("top_attended", lambda m, s, k: __import__("utils.reference").reference.top_attended(
-        m, s, k)[::-1]),
+    ("fold_attention", lambda x, a: __import__("utils.reference").reference.fold_attention(
+        x, {"space": "time", "time": "space"}.get(a, a))),
 ])
 def test_video_checkers_accept_the_reference_and_reject_wrong_answers(name, wrong, capsys):
     from utils import reference

@@ -179,11 +179,6 @@ def _similarity(m, diagonal=False, normalise=True, denominator="pairs"):
     return float(total / (n * (n - 1) if denominator == "pairs" else n * n))
 
 
-def _top(weights, shape, k, order=-1, stack_axis=1):
-    idx = np.argsort(order * weights, kind="stable")[:k]
-    return np.stack(np.unravel_index(idx, shape), axis=stack_axis)
-
-
 def _gc(x, w_k, b_k, stable=True, axis=-1, bias=True):
     flat = x.reshape(x.shape[0], x.shape[1], -1)
     scores = np.einsum("c,bcn->bn", w_k, flat) + (b_k if bias else 0.0)
@@ -1117,15 +1112,6 @@ CORPUS = {
          lambda m: _similarity(m, denominator="square"), lambda m: _similarity(m.T),
          lambda m: (lambda u: u @ u.T)(m / np.linalg.norm(m, axis=1, keepdims=True)),
          lambda m: np.array([_similarity(m)])]),
-    "top_attended": (
-        [lambda wts, s, k: np.array([np.unravel_index(i, s) for i in sorted(
-            range(wts.size), key=lambda i: -wts[i])[:k]], dtype=np.intp).reshape(k, 3)],
-        [lambda wts, s, k: _top(wts, s, k, order=1),
-         lambda wts, s, k: _top(wts, s, k, stack_axis=0),
-         lambda wts, s, k: np.argsort(-wts, kind="stable")[:k],
-         lambda wts, s, k: _top(wts, s, k - 1) if k > 1 else _top(wts, s, k, order=1),
-         lambda wts, s, k: _top(wts, s, k)[:, ::-1],
-         lambda wts, s, k: _top(wts, s, k).astype(float)]),
     "gc_context": (
         [lambda x, w, b: (lambda f, a: (np.einsum("bcn,bn->bc", f, a), a))(
             x.reshape(len(x), x.shape[1], -1),

@@ -8,6 +8,7 @@ the branch's output channels and returns a module, for example
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -291,16 +292,50 @@ def sinusoidal_position_code(channels: int, frames: int, height: int, width: int
     return code.float()
 
 
+def grid_position_code(channels: int, frames: int, height: int, width: int) -> torch.Tensor:
+    """A fixed position code (channels, frames, height, width) whose sinusoids never wrap.
+
+    Laid out as ``sinusoidal_position_code`` (m = channels // 6 sine/cosine pairs per axis,
+    t first, then h, then w; spare channels zero), but the frequencies are scaled to the
+    grid: on an axis of L cells, ``w_k = pi * (k + 1) / (m * L)``, k = 0..m-1. The largest
+    offset, L - 1, turns the fastest sinusoid by less than half a period, so the per-axis
+    dot product ``sum_k cos(w_k * offset)`` falls strictly as the offset grows: two far
+    cells never look like neighbours (with ``base ** (-k / m)``, w_0 = 1 rad per cell and
+    an offset of 6 cells is almost a full turn).
+    """
+    channels = positive_int(channels, "channels")
+    sizes = (positive_int(frames, "frames"), positive_int(height, "height"),
+             positive_int(width, "width"))
+    m = channels // 6
+    if m == 0:
+        raise ValueError(f"channels must be at least 6 (a sine and a cosine per axis), "
+                         f"got {channels}")
+    code = torch.zeros(channels, *sizes, dtype=torch.float64)
+    for axis, size in enumerate(sizes):
+        omega = math.pi * torch.arange(1, m + 1, dtype=torch.float64) / (m * size)  # (m,)
+        angle = torch.arange(size, dtype=torch.float64)[:, None] * omega           # (size, m)
+        shape = [1, 1, 1]
+        shape[axis] = size
+        for j, part in enumerate((angle.sin(), angle.cos())):
+            first = 2 * m * axis + j * m
+            code[first:first + m] = part.T.reshape(m, *shape)
+    return code.float()
+
+
+POSITION_CODES = {"sinusoidal": sinusoidal_position_code, "grid": grid_position_code}
+
+
 class VideoNonLocal(nn.Module):
     """A non-local block on (B, C, T, H, W) whose affinities span space and time
     ('spacetime': N = T*H*W positions), one frame ('space': N = H*W, frames folded into the
     batch) or one position across frames ('time': N = T). ``position=True`` adds
-    ``sinusoidal_position_code`` to the input first, as a transformer adds its position
-    embedding to the tokens, so the block can compare where and when as well as what.
-    Other keyword arguments go to ``NonLocalBlock``."""
+    a position code to the input first, as a transformer adds its position embedding to the
+    tokens, so the block can compare where and when as well as what: ``code='sinusoidal'``
+    (``sinusoidal_position_code``) or ``'grid'`` (``grid_position_code``, frequencies that
+    do not wrap on the grid). Other keyword arguments go to ``NonLocalBlock``."""
 
     def __init__(self, channels: int, affinity: str = "spacetime", position: bool = False,
-                 **kwargs):
+                 code: str = "sinusoidal", **kwargs):
         super().__init__()
         from .modules import NonLocalBlock
 
@@ -308,6 +343,9 @@ class VideoNonLocal(nn.Module):
             raise ValueError(f"affinity must be one of {NL_AFFINITIES}, got {affinity!r}")
         self.affinity = affinity
         self.position = boolean(position, "position")
+        if code not in POSITION_CODES:
+            raise ValueError(f"code must be one of {tuple(POSITION_CODES)}, got {code!r}")
+        self.code = code
         self.block = NonLocalBlock(channels, dim={"spacetime": 3, "space": 2, "time": 1}[affinity],
                                    **kwargs)
         if self.position and channels < 6:
@@ -318,7 +356,7 @@ class VideoNonLocal(nn.Module):
         _check_clips(x, "VideoNonLocal")
         b, c, t, h, w = x.shape
         if self.position:
-            x = x + sinusoidal_position_code(c, t, h, w).to(x.device, x.dtype)
+            x = x + POSITION_CODES[self.code](c, t, h, w).to(x.device, x.dtype)
         if self.affinity == "spacetime":
             return self.block(x)
         if self.affinity == "space":
@@ -332,8 +370,9 @@ class VideoNet(nn.Module):
     pooling over (T, H, W), a linear classifier.
 
     arch='c2d': 2-D kernels (1x3x3) in every layer, so frames meet only in the final pooling;
-    'i3d': the stem and stage 1 have kernels inflated to 3x3x3 (temporal receptive field 5
-    frames). Time is max-pooled by 2 after the stem. attention ('none', 'se', 'cbam', 'nl') is
+    'i3d': the stem and stage 1 have kernels inflated to 3x3x3. Time is max-pooled by 2 after
+    the stem, so a feature after stage 1 sees 8 input frames (3, doubled by the pooling to 4,
+    plus 2 pooled steps on each side: 8). attention ('none', 'se', 'cbam', 'nl') is
     inserted after stage 2, and with ``blocks=2`` after stage 1 too. SE and CBAM act on each
     frame; a non-local block's affinities span ``affinity`` ('spacetime', 'space', 'time'), or
     with two blocks a pair such as ('space', 'time'), one per block. Extra keyword arguments go
@@ -461,6 +500,7 @@ def video_models() -> dict[str, Callable[[], nn.Module]]:
         "i3d+nl time": partial(nl, affinity="time"),
         "i3d+nl space,time": partial(nl, affinity=("space", "time"), blocks=2),
         "i3d+nl+position": partial(nl, position=True),
+        "i3d+nl+gridpos": partial(nl, position=True, code="grid"),
         "tsn+pyramid": partial(SegmentPyramidNet, ia_weight=0.01),   # beta as in notebook 05
     }
 

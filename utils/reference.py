@@ -640,6 +640,54 @@ def affinity_mask(frames: int, height: int, width: int, affinity: str) -> np.nda
     return np.ones((t.size, t.size), dtype=bool)
 
 
+def _self_attention(z: np.ndarray) -> np.ndarray:
+    """softmax(z z^T / sqrt(C)) z on tokens z (G, n, C), the softmax over the keys (last axis)."""
+    scores = z @ z.transpose(0, 2, 1) / np.sqrt(z.shape[-1])
+    scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return (scores / scores.sum(axis=-1, keepdims=True)) @ z
+
+
+def fold_attention(x: np.ndarray, affinity: str) -> np.ndarray:
+    """Parameter-free self-attention over the positions of a clip that ``affinity`` lets
+    compare, by folding the other axes into the batch: x (B, C, T, H, W) -> same shape.
+
+    Every position's feature vector (C,) is a token; within each group of tokens the output
+    is ``softmax(z z^T / sqrt(C)) z`` (rows: queries, softmax over keys). Groups: the whole
+    clip ('spacetime', B groups of T*H*W), one frame ('space', B*T groups of H*W), one place
+    across frames ('time', B*H*W groups of T). Equal to ``masked_attention`` with
+    ``affinity_mask``, without building the (T*H*W)^2 matrix.
+    """
+    x = as_float_array(x, "x", ndim=5)
+    if affinity not in AFFINITIES:
+        raise ValueError(f"affinity must be one of {AFFINITIES}, got {affinity!r}")
+    b, c, t, h, w = x.shape
+    if affinity == "spacetime":
+        z = x.reshape(b, c, t * h * w).transpose(0, 2, 1)                   # (B, THW, C)
+        return _self_attention(z).transpose(0, 2, 1).reshape(b, c, t, h, w)
+    if affinity == "space":
+        z = x.transpose(0, 2, 3, 4, 1).reshape(b * t, h * w, c)             # (BT, HW, C)
+        return _self_attention(z).reshape(b, t, h, w, c).transpose(0, 4, 1, 2, 3)
+    z = x.transpose(0, 3, 4, 2, 1).reshape(b * h * w, t, c)                 # (BHW, T, C)
+    return _self_attention(z).reshape(b, h, w, t, c).transpose(0, 4, 3, 1, 2)
+
+
+def masked_attention(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The explicit form of ``fold_attention``: all T*H*W tokens of each clip of
+    x (B, C, T, H, W) in one (N, N) score matrix, the pairs where ``mask`` (N, N) is False
+    removed before the softmax (score -inf), then ``weights @ z``."""
+    x = as_float_array(x, "x", ndim=5)
+    b, c, t, h, w = x.shape
+    n = t * h * w
+    mask = np.asarray(mask)
+    if mask.shape != (n, n) or mask.dtype != bool:
+        raise ValueError(f"mask must be a ({n}, {n}) bool array, got {mask.dtype} {mask.shape}")
+    z = x.reshape(b, c, n).transpose(0, 2, 1)
+    scores = np.where(mask, z @ z.transpose(0, 2, 1) / np.sqrt(c), -np.inf)
+    scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    y = (scores / scores.sum(axis=-1, keepdims=True)) @ z
+    return y.transpose(0, 2, 1).reshape(b, c, t, h, w)
+
+
 def attention_similarity(weights: np.ndarray) -> float:
     """How alike the attention maps of different queries are: the mean cosine similarity
     between the rows of ``weights`` (Nq, Nk), over all pairs of distinct rows. 1 when every

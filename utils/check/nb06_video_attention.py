@@ -1,5 +1,5 @@
-"""Notebook 06, Video attention: affinity masks, attention similarity, the most attended
-positions.
+"""Notebook 06, Video attention: affinity masks, attention folded over space or time,
+attention similarity.
 """
 
 from __future__ import annotations
@@ -44,15 +44,30 @@ def attention_similarity(fn: Callable) -> Callable:
 
 
 @exercise(
-    points=1,
-    idea="sort the flat weights from largest to smallest (equal weights keep their order), keep "
-         "k, and turn each flat index back into (t, h, w).",
-    hint="order = np.argsort(-weights, kind='stable')[:k]; then np.unravel_index(order, "
-         "shape) gives three index arrays; stack them as columns (axis=1).")
-def top_attended(fn: Callable) -> Callable:
-    """Notebook 06: the k most attended (t, h, w) positions of one query's map."""
-    rng = np.random.default_rng(17)
-    cases = [Case((rng.random(24), (2, 3, 4), 3)), Case((rng.random(6), (3, 1, 2), 6)),
-             Case((np.r_[0.1, 0.5, 0.5, 0.2], (1, 2, 2), 2))]
-    return check_exercise(
-        fn, reference.top_attended, cases, title="top_attended")
+    points=2,
+    idea="every position's C-vector is a token, and the positions that may attend to each other "
+         "form groups: the whole clip ('spacetime'), one frame ('space'), one place across the "
+         "frames ('time'). Bring the channel axis last, fold every axis that is not compared "
+         "into the batch (moving axes with a transpose; a reshape alone mixes channels and "
+         "positions), attend within each group (scores z z^T / sqrt(C), softmax over the keys), "
+         "then undo the fold so every output lands back on its own (t, h, w).",
+    hint="b, c, t, h, w = x.shape. 'space': z = x.transpose(0, 2, 3, 4, 1).reshape(b * t, h * w, "
+         "c); 'time': z = x.transpose(0, 3, 4, 2, 1).reshape(b * h * w, t, c); 'spacetime': "
+         "z = x.reshape(b, c, -1).transpose(0, 2, 1). Then s = z @ z.transpose(0, 2, 1) / "
+         "np.sqrt(c), subtract s.max(-1, keepdims=True), exponentiate, divide by the sum over "
+         "the last axis, y = weights @ z; reshape y to (b, t, h, w, c) ('space') or (b, h, w, t, "
+         "c) ('time') and transpose the channel axis back to position 1.")
+def fold_attention(fn: Callable) -> Callable:
+    """Notebook 06: ``fn(x (B, C, T, H, W), affinity) -> (B, C, T, H, W)``, self-attention over
+    the positions the affinity lets compare, checked against the explicit masked attention
+    (``reference.masked_attention`` with ``reference.affinity_mask``)."""
+    rng = np.random.default_rng(18)
+    cases = []
+    for shape in [(2, 3, 3, 2, 4), (1, 4, 4, 3, 2), (3, 2, 2, 5, 3)]:
+        x = 1.5 * rng.standard_normal(shape)
+        cases += [Case((x, a)) for a in ("space", "time", "spacetime")]
+
+    def explicit(x: np.ndarray, affinity: str) -> np.ndarray:
+        _, _, t, h, w = x.shape
+        return reference.masked_attention(x, reference.affinity_mask(t, h, w, affinity))
+    return check_exercise(fn, explicit, cases, title="fold_attention")
