@@ -189,17 +189,38 @@ def test_every_event_model_runs_and_gets_gradients_everywhere(name):
     names = [n for n, p in model.named_parameters() if p.grad is None]
     assert not names
     if "temporal" in name:              # fc2 starts at zero: only it moves the weights at first
-        block = model.attend2 if name == "i3d+temporal" else model.attend2[1]
+        block = model.attend2 if name.endswith("+temporal") and "cbam" not in name else (
+            model.attend2[1])
         assert block.fc2.weight.grad.abs().sum() > 0
 
 
-def test_event_models_are_the_video_net_with_the_four_attention_options():
-    models = event_models()
-    assert list(models) == ["i3d", "i3d+cbam", "i3d+temporal", "i3d+cbam+temporal"]
-    built = {name: build() for name, build in models.items()}
+@pytest.mark.parametrize("arch", ["c2d", "i3d"])
+def test_event_models_are_the_video_net_with_the_four_attention_options(arch):
+    models = event_models(arch)
+    assert list(models) == [arch, f"{arch}+cbam", f"{arch}+temporal", f"{arch}+cbam+temporal"]
+    built = {name[len(arch):] or "none": build() for name, build in models.items()}
+    assert all(m.arch == arch for m in built.values())
     sizes = {name: sum(p.numel() for p in m.parameters()) for name, m in built.items()}
-    assert sizes["i3d"] < sizes["i3d+temporal"] < sizes["i3d+cbam+temporal"]
-    assert sizes["i3d+cbam+temporal"] - sizes["i3d+cbam"] == sizes["i3d+temporal"] - sizes["i3d"]
+    assert sizes["none"] < sizes["+temporal"] < sizes["+cbam+temporal"]
+    assert sizes["+cbam+temporal"] - sizes["+cbam"] == sizes["+temporal"] - sizes["none"]
+    with pytest.raises(ValueError, match="arch must be one of"):
+        event_models("x3d")
+
+
+def test_c2d_event_models_mix_frames_only_in_pairs_before_the_attention():
+    """In the c2d network a change in input frame 5 reaches, before the attention, only step
+    2 (frames 4 and 5 pooled by a max): the temporal block is the only path between steps
+    before the final average."""
+    torch.manual_seed(0)
+    model = event_models("c2d")["c2d"]().eval()
+    x = torch.rand(1, 1, 8, 24, 24)
+    y = x.clone()
+    y[:, :, 5] = torch.rand(24, 24)
+    with torch.no_grad():
+        a = model.stage2(model.attend1(model.stage1(model.stem(x))))
+        b = model.stage2(model.attend1(model.stage1(model.stem(y))))
+    changed = (a - b).abs().amax((0, 1, 3, 4)) > 0
+    assert changed.tolist() == [False, False, True, False]
 
 
 # --------------------------------------------------------------------------- brief events

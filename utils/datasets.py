@@ -442,15 +442,16 @@ def event_experiment(fast: bool | None = None) -> dict:
     ``brief_event_clips`` (8 frames of 24 x 24 pixels, a 2-frame event), the seeds, and the
     epochs, batch size, learning rate and ``history=False`` (no learning curves: they would
     cost a third more time), the other keyword arguments of ``training.compare_models``
-    besides the models (``models.event_models``). Full size: 4 models x 5 seeds in about
-    two minutes on a 2-core CPU."""
+    besides the models (``models.event_models``). Full size (2,000 training clips, 10
+    epochs): 4 models x 5 seeds take about 10 minutes on one core, so notebook 08 plots the
+    recorded study (``python -m utils.event_study``) and re-trains two runs live."""
     from .runtime import fast_mode
 
     fast = fast_mode() if fast is None else fast
     if not isinstance(fast, bool):
         raise ValueError(f"fast must be True, False or None, got {fast!r}")
-    n_train, n_test = (300, 200) if fast else (1000, 600)
+    n_train, n_test = (300, 200) if fast else (2000, 600)
     return {"train": brief_event_clips(n_train, split="train", frames=8),
             "test": brief_event_clips(n_test, split="test", frames=8),
-            "seeds": [0, 1] if fast else [0, 1, 2, 3, 4], "epochs": 2 if fast else 7,
+            "seeds": [0, 1] if fast else [0, 1, 2, 3, 4], "epochs": 2 if fast else 10,
             "batch_size": 20, "lr": 0.01, "history": False}

@@ -508,20 +508,25 @@ def video_models() -> dict[str, Callable[[], nn.Module]]:
 EVENT_WIDTHS = (8, 16, 32)      # half notebook 06's: 4 models x 5 seeds train in minutes on a CPU
 
 
-def event_models() -> dict[str, Callable[[], nn.Module]]:
+def event_models(arch: str = "c2d") -> dict[str, Callable[[], nn.Module]]:
     """The models of notebook 08's temporal-attention experiment by name, each a builder
-    taking no arguments: the i3d ``VideoNet`` without attention, with CBAM on each frame,
-    with temporal attention, and with CBAM cascaded into temporal attention (both after
-    stage 2, reduction 4), every one ``EVENT_WIDTHS`` wide with an output per class of
-    ``datasets.EVENT_CLASSES``. Keyword arguments given to a builder go to ``VideoNet``."""
+    taking no arguments: the ``VideoNet`` of ``arch`` ('c2d': per-frame 2-D kernels, so that
+    frames meet only in the stem's max over pairs of frames, in the attention and in the
+    final average; 'i3d': 3x3x3 kernels in the stem and stage 1) without attention, with
+    CBAM on each frame, with temporal attention, and with CBAM cascaded into temporal
+    attention (both after stage 2, reduction 4), every one ``EVENT_WIDTHS`` wide with an
+    output per class of ``datasets.EVENT_CLASSES``; the names start with ``arch``. Keyword
+    arguments given to a builder go to ``VideoNet``."""
     from functools import partial
 
     from .datasets import EVENT_CLASSES
 
-    net = partial(VideoNet, "i3d", num_classes=len(EVENT_CLASSES), widths=EVENT_WIDTHS)
+    if arch not in VIDEO_ARCHS:
+        raise ValueError(f"arch must be one of {VIDEO_ARCHS}, got {arch!r}")
+    net = partial(VideoNet, arch, num_classes=len(EVENT_CLASSES), widths=EVENT_WIDTHS)
     return {
-        "i3d": partial(net, attention="none"),
-        "i3d+cbam": partial(net, attention="cbam"),
-        "i3d+temporal": partial(net, attention="temporal"),
-        "i3d+cbam+temporal": partial(net, attention="cbam+temporal"),
+        arch: partial(net, attention="none"),
+        f"{arch}+cbam": partial(net, attention="cbam"),
+        f"{arch}+temporal": partial(net, attention="temporal"),
+        f"{arch}+cbam+temporal": partial(net, attention="cbam+temporal"),
     }

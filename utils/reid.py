@@ -43,6 +43,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -53,7 +54,7 @@ from torch import nn
 from .datasets import SPLITS, _check_fields, _source_digits
 from .models import VideoNonLocal, _check_clips, conv_bn3d
 from .plotting import LINE_COLOURS
-from .runtime import get_device, pick
+from .runtime import get_device
 from .training import Progress
 from .validate import as_float_array, boolean, positive_float, positive_int
 
@@ -127,7 +128,8 @@ def _identity_sprites(split: str, identities: int, seed: int
 
 
 def reid_clips(identities: int, clips_per_identity: int, *, split: str = "train",
-               seed: int = 0, frames: int = 8, size: int = 24) -> ReidClips:
+               seed: int = 0, frames: int = 8, size: int = 24, occlusion: float = OCCLUSION,
+               bar: int = BAR) -> ReidClips:
     """``identities`` x ``clips_per_identity`` clips (N, 3, frames, size, size), identity-major.
 
     An identity is one handwritten digit of scikit-learn's data set (enlarged to
@@ -140,6 +142,12 @@ def reid_clips(identities: int, clips_per_identity: int, *, split: str = "train"
     is partly hidden behind a grey ``BAR``-pixel bar for a run of ``OCCLUDED_FRAMES`` of the
     frames in ``OCCLUSION`` of the clips, and the camera's colour gain (``CAMERA_GAIN``) tints
     the whole frame. Pixel noise is added last. Vectorised; deterministic for given arguments.
+
+    ``occlusion`` (share of clips with the bar, 0 to 1) and ``bar`` (its width in pixels) set
+    the occluder; the study of notebook 08 compares ``occlusion=0`` with ``occlusion=1,
+    bar=8``: a bar two thirds as wide as the digit over 3 of the 8 frames of every clip, so
+    that the identity's shape is hidden in some frames only. The random draws do not depend
+    on these two, so clips with and without the bar differ only by the bar.
     """
     identities = positive_int(identities, "identities")
     clips_per_identity = positive_int(clips_per_identity, "clips_per_identity", minimum=2)
@@ -149,6 +157,12 @@ def reid_clips(identities: int, clips_per_identity: int, *, split: str = "train"
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     frames = positive_int(frames, "frames", minimum=2)
     size = positive_int(size, "size", minimum=REID_SPRITE + 4)
+    occlusion = positive_float(occlusion, "occlusion", allow_zero=True)
+    if occlusion > 1:
+        raise ValueError(f"occlusion must be a share of clips in [0, 1], got {occlusion}")
+    bar = positive_int(bar, "bar")
+    if bar > REID_SPRITE:
+        raise ValueError(f"bar must be at most the digit's {REID_SPRITE} pixels, got {bar}")
     alpha, colour, texture, pool = _identity_sprites(split, identities, int(seed))
     rng = np.random.default_rng([int(seed), SPLITS.index(split), 9])
 
@@ -195,16 +209,17 @@ def reid_clips(identities: int, clips_per_identity: int, *, split: str = "train"
     video[ni, ti, rr, cc] = video[ni, ti, rr, cc] * (1 - a) + person_rgb[:, None] * a
 
     # occlusion: a grey bar across the digit's mean position for a run of frames
-    hidden = rng.random(n) < OCCLUSION
+    hidden = rng.random(n) < occlusion
     run = max(int(round(OCCLUDED_FRAMES * t_len)), 1)
     first = rng.integers(0, t_len - run + 1, size=n)
     t_idx = np.arange(t_len)
     in_time = hidden[:, None] & (t_idx >= first[:, None]) & (t_idx < (first + run)[:, None])
     vertical = rng.random(n) < 0.5
     centre = np.rint(pos.mean(axis=1)).astype(np.int64)                          # (n, 2)
-    where = centre[np.arange(n), vertical.astype(int)] + rng.integers(0, p - BAR + 1, size=n)
+    where = centre[np.arange(n), vertical.astype(int)] + np.floor(
+        rng.random(n) * (p - bar + 1)).astype(np.int64)
     s_idx = np.arange(size)
-    band = (s_idx >= where[:, None]) & (s_idx < (where + BAR)[:, None])           # (n, S)
+    band = (s_idx >= where[:, None]) & (s_idx < (where + bar)[:, None])           # (n, S)
     across = np.where(vertical[:, None, None], band[:, None, :], band[:, :, None])  # (n, S, S)
     video[in_time[:, :, None, None] & across[:, None]] = 0.5
 
@@ -559,20 +574,61 @@ def train_reid(model: nn.Module, train: ReidClips, *, epochs: int, p: int, k: in
     return ReidResult(losses, seconds, model, int(seed))
 
 
+FEATURES = ("embedding", "bnneck")
+"""What ``embed_clips`` returns: the embedding the triplet loss trains (before the BN-neck,
+compared by Euclidean distance) or the BN-neck's output (after the batch norm, compared by
+cosine distance, as Luo et al. 2019 retrieve)."""
+
+
 @torch.no_grad()
 def embed_clips(model: nn.Module, data: ReidClips, batch_size: int = 128,
-                device: torch.device | None = None) -> np.ndarray:
-    """The embeddings (N, D) of every clip of ``data``, in evaluation mode, as float64."""
+                device: torch.device | None = None, feature: str = "embedding") -> np.ndarray:
+    """The features (N, D) of every clip of ``data``, in evaluation mode, as float64:
+    ``feature='embedding'`` the model's first output, ``'bnneck'`` that output passed
+    through the model's ``neck`` (a ``ReidNet``'s batch norm, with its running statistics)."""
     _check_model(model)
     if not isinstance(data, ReidClips):
         raise ValueError(f"data must be ReidClips (from reid_clips), got {type(data).__name__}")
     batch_size = positive_int(batch_size, "batch_size")
+    if feature not in FEATURES:
+        raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
+    if feature == "bnneck" and not isinstance(getattr(model, "neck", None), nn.Module):
+        raise ValueError("feature='bnneck' needs a model with a `neck` module (ReidNet)")
     device = device or next(model.parameters()).device
     model.eval()
     x = torch.as_tensor(data.clips)
-    parts = [model(x[i:i + batch_size].to(device))[0].double().cpu()
-             for i in range(0, len(x), batch_size)]
+    parts = []
+    for i in range(0, len(x), batch_size):
+        embedding = model(x[i:i + batch_size].to(device))[0]
+        if feature == "bnneck":
+            embedding = model.neck(embedding)
+        parts.append(embedding.double().cpu())
     return torch.cat(parts).numpy()
+
+
+def cosine_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine distances 1 - cos(a_i, b_j) (Q, G) between the rows of a (Q, D) and b (G, D)."""
+    a = as_float_array(a, "a", ndim=2)
+    b = as_float_array(b, "b", ndim=2)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"a and b must have the same width D, got {a.shape} and {b.shape}")
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return 1.0 - a @ b.T
+
+
+def retrieval_per_query(distances: np.ndarray, query_ids: np.ndarray, gallery_ids: np.ndarray,
+                        query_cams: np.ndarray | None = None,
+                        gallery_cams: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per evaluated query (Q',): 'ap', its average precision, and 'rank-1', 1.0 where its
+    nearest gallery item is a true match; arguments and ignored items as in ``cmc``. Their
+    means are ``mean_average_precision`` and rank-1; per query they feed
+    ``utils.stats.bootstrap_interval`` (test-set noise)."""
+    matches, _ = _match_table(distances, query_ids, gallery_ids, query_cams, gallery_cams)
+    hits = np.cumsum(matches, axis=1)
+    precision = hits / np.arange(1, matches.shape[1] + 1)
+    ap = (precision * matches).sum(axis=1) / matches.sum(axis=1)
+    return {"ap": ap, "rank-1": matches[:, 0].astype(np.float64)}
 
 
 def euclidean_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -586,32 +642,187 @@ def euclidean_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def evaluate_reid(model: nn.Module, test: ReidClips, ranks: Sequence[int] = (1, 5),
-                  device: torch.device | None = None) -> dict[str, float | int]:
-    """Embed every clip of ``test`` once, split it with ``query_gallery``, rank the gallery by
-    Euclidean distance and score it with ``evaluate_retrieval`` (same-camera clips of the
-    query's identity ignored): a dict with 'rank-1', 'rank-5' (one per ``ranks``), 'mAP',
-    'queries' and 'excluded'."""
+                  device: torch.device | None = None, feature: str = "embedding",
+                  per_query: bool = False) -> dict:
+    """Embed every clip of ``test`` once, split it with ``query_gallery``, rank the gallery
+    and score it with ``evaluate_retrieval`` (same-camera clips of the query's identity
+    ignored): a dict with 'rank-1', 'rank-5' (one per ``ranks``), 'mAP', 'queries' and
+    'excluded'. ``feature='embedding'`` ranks by Euclidean distance between embeddings,
+    ``'bnneck'`` by cosine distance between the BN-neck's outputs (Luo et al. 2019). With
+    ``per_query`` the dict also holds 'ap' and 'hit' (Q',) arrays (``retrieval_per_query``)."""
     _check_model(model)
     if not isinstance(test, ReidClips):
         raise ValueError(f"test must be ReidClips (from reid_clips), got {type(test).__name__}")
     ranks = _ranks(ranks)
+    per_query = boolean(per_query, "per_query")
     query, gallery = query_gallery(test.ids, test.camera)
-    features = embed_clips(model, test, device=device)
-    distances = euclidean_distances(features[query], features[gallery])
-    return evaluate_retrieval(distances, test.ids[query], test.ids[gallery],
-                              test.camera[query], test.camera[gallery], ranks)
+    features = embed_clips(model, test, device=device, feature=feature)
+    measure = cosine_distances if feature == "bnneck" else euclidean_distances
+    distances = measure(features[query], features[gallery])
+    args = (distances, test.ids[query], test.ids[gallery], test.camera[query],
+            test.camera[gallery])
+    out: dict = evaluate_retrieval(*args, ranks)
+    if per_query:
+        each = retrieval_per_query(*args)
+        out["ap"], out["hit"] = each["ap"], each["rank-1"]
+    return out
 
 
-def reid_experiment() -> dict:
-    """The set-up of notebook 08's re-identification experiment, sized by the mode: training
-    and test clips (disjoint identities), the number of training identities (the classifier's
-    width), the seeds, epochs, P, K and the peak learning rate for ``train_reid``."""
-    n_train, n_test, per_train, per_test = pick(fast=(32, 24, 4, 4), full=(128, 80, 8, 6))
-    train = reid_clips(n_train, per_train, split="train", seed=0)
-    test = reid_clips(n_test, per_test, split="test", seed=0)
+STUDY_BAR = 8           # pixels: the occluder of the study, two thirds of the digit's width
+STUDY_MODELS = {"3-D CNN": 0, "3-D CNN + 2 non-local": 2}
+"""The study's networks by name: the number of non-local blocks of their ``ReidNet``."""
+
+
+def reid_experiment(occluder: bool = True, fast: bool | None = None) -> dict:
+    """The set-up of notebook 08's re-identification experiment, sized by the mode
+    (``fast=None``: from ``ACV_FAST``): training and test clips (disjoint identities), with
+    the study's occluder on every clip (``occluder=True``: a ``STUDY_BAR``-pixel bar over
+    3 of the 8 frames) or none, the number of training identities (the classifier's width),
+    the seeds, epochs, P, K and the peak learning rate for ``train_reid``."""
+    from .runtime import fast_mode
+
+    fast = fast_mode() if fast is None else fast
+    if not isinstance(fast, bool):
+        raise ValueError(f"fast must be True, False or None, got {fast!r}")
+    occluder = boolean(occluder, "occluder")
+    n_train, n_test, per_train, per_test = (32, 24, 4, 4) if fast else (128, 80, 8, 6)
+    bar = {"occlusion": 1.0 if occluder else 0.0, "bar": STUDY_BAR}
+    train = reid_clips(n_train, per_train, split="train", seed=0, **bar)
+    test = reid_clips(n_test, per_test, split="test", seed=0, **bar)
     return {"train": train, "test": test, "identities": n_train,
-            "seeds": pick(fast=[0, 1], full=[0, 1, 2]), "epochs": pick(fast=4, full=10),
+            "seeds": [0, 1] if fast else [0, 1, 2, 3, 4], "epochs": 4 if fast else STUDY_EPOCHS,
             "p": 8, "k": 4, "lr": 3e-3}
+
+
+STUDY_EPOCHS = 40
+STUDY_FIELDS = ("occluder", "model", "non_local", "seed", "mode", "epochs", "rank1", "rank5",
+                "mAP", "rank1_bnneck", "rank5_bnneck", "mAP_bnneck", "final_loss", "seconds",
+                "threads", "device", "torch", "date")
+QUERY_FIELDS = ("occluder", "model", "seed", "query", "ap", "hit", "ap_bnneck", "hit_bnneck")
+
+
+def study_run(occluder: bool, model: str, seed: int, fast: bool | None = None,
+              setup: dict | None = None) -> tuple[dict, dict, ReidResult]:
+    """Train and evaluate one run of the study: (the CSV row as a dict of
+    ``STUDY_FIELDS``, per-query arrays {'ap', 'hit', 'ap_bnneck', 'hit_bnneck'}, the
+    ReidResult). ``setup`` (from ``reid_experiment(occluder, fast)``) saves rebuilding the
+    clips."""
+    import datetime
+
+    from .measure import device_name
+    from .runtime import fast_mode, seed_everything
+
+    if model not in STUDY_MODELS:
+        raise ValueError(f"model must be one of {tuple(STUDY_MODELS)}, got {model!r}")
+    fast = fast_mode() if fast is None else fast
+    setup = setup or reid_experiment(occluder, fast)
+    seed_everything(seed)
+    net = ReidNet(STUDY_MODELS[model], num_identities=setup["identities"])
+    run = train_reid(net, setup["train"], epochs=setup["epochs"], p=setup["p"], k=setup["k"],
+                     lr=setup["lr"], seed=seed, device=torch.device("cpu"))
+    euclid = evaluate_reid(run.model, setup["test"], per_query=True)
+    neck = evaluate_reid(run.model, setup["test"], feature="bnneck", per_query=True)
+    row = {"occluder": int(occluder), "model": model, "non_local": STUDY_MODELS[model],
+           "seed": seed, "mode": "fast" if fast else "full", "epochs": setup["epochs"],
+           "rank1": euclid["rank-1"], "rank5": euclid["rank-5"], "mAP": euclid["mAP"],
+           "rank1_bnneck": neck["rank-1"], "rank5_bnneck": neck["rank-5"],
+           "mAP_bnneck": neck["mAP"], "final_loss": run.losses[-1], "seconds": run.seconds,
+           "threads": torch.get_num_threads(), "device": device_name(torch.device("cpu")),
+           "torch": torch.__version__, "date": datetime.date.today().isoformat()}
+    row = {k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()}
+    per_query = {"ap": euclid["ap"], "hit": euclid["hit"], "ap_bnneck": neck["ap"],
+                 "hit_bnneck": neck["hit"]}
+    return row, per_query, run
+
+
+RECORDED = Path(__file__).resolve().parents[1] / "data"
+
+
+def load_study(path: str | Path = RECORDED / "reid_study.csv") -> list[dict]:
+    """The rows of a study CSV (``#`` lines skipped; by default the course's recording,
+    ``data/reid_study.csv``), numbers converted."""
+    import csv
+
+    with open(path) as handle:
+        rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
+    for row in rows:
+        for key in ("occluder", "non_local", "seed", "epochs", "threads"):
+            row[key] = int(row[key])
+        for key in ("rank1", "rank5", "mAP", "rank1_bnneck", "rank5_bnneck", "mAP_bnneck",
+                    "final_loss", "seconds"):
+            row[key] = float(row[key])
+    return rows
+
+
+def load_queries(path: str | Path = RECORDED / "reid_study_queries.csv") -> dict:
+    """Per-query scores of a study: {(occluder, model): {field: (seeds, queries) array}} for
+    the fields 'ap', 'hit', 'ap_bnneck', 'hit_bnneck', seeds in increasing order."""
+    import csv
+
+    with open(path) as handle:
+        rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
+    out: dict = {}
+    keys = sorted({(int(r["occluder"]), r["model"]) for r in rows})
+    for key in keys:
+        mine = [r for r in rows if (int(r["occluder"]), r["model"]) == key]
+        seeds = sorted({int(r["seed"]) for r in mine})
+        queries = sorted({int(r["query"]) for r in mine})
+        out[key] = {}
+        for name in ("ap", "hit", "ap_bnneck", "hit_bnneck"):
+            table = np.full((len(seeds), len(queries)), np.nan)
+            for r in mine:
+                table[seeds.index(int(r["seed"])), queries.index(int(r["query"]))] = float(r[name])
+            out[key][name] = table
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m utils.reid``: the re-identification study of notebook 08 (occluder off/on
+    x non-local off/on x seeds), one CSV row per run and one row per run and query."""
+    import argparse
+    import csv
+    import shlex
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m utils.reid", description=main.__doc__)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--occluder", type=int, nargs="+", default=[1, 0], choices=[0, 1])
+    parser.add_argument("--model", nargs="+", default=list(STUDY_MODELS),
+                        choices=list(STUDY_MODELS))
+    parser.add_argument("--csv", default="data/reid_study.csv")
+    parser.add_argument("--queries", default="data/reid_study_queries.csv")
+    parser.add_argument("--fast", action="store_true", help="the fast mode's sizes")
+    args = parser.parse_args(argv)
+    command = "OMP_NUM_THREADS=1 python -m utils.reid " + shlex.join(
+        argv if argv is not None else sys.argv[1:])
+    for path, fields in ((args.csv, STUDY_FIELDS), (args.queries, QUERY_FIELDS)):
+        try:
+            new = open(path).read() == ""
+        except FileNotFoundError:
+            new = True
+        if new:
+            with open(path, "w") as handle:
+                handle.write(f"# {command}\n")
+                csv.writer(handle, lineterminator="\n").writerow(fields)
+    for occluder in args.occluder:
+        setup = reid_experiment(bool(occluder), args.fast)
+        for model in args.model:
+            for seed in args.seeds:
+                row, per_query, _ = study_run(bool(occluder), model, seed, args.fast, setup)
+                with open(args.csv, "a") as handle:
+                    csv.DictWriter(handle, STUDY_FIELDS, lineterminator="\n").writerow(row)
+                with open(args.queries, "a") as handle:
+                    writer = csv.writer(handle, lineterminator="\n")
+                    for q in range(len(per_query["ap"])):
+                        writer.writerow([occluder, model, seed, q, f"{per_query['ap'][q]:.6f}",
+                                         int(per_query["hit"][q]),
+                                         f"{per_query['ap_bnneck'][q]:.6f}",
+                                         int(per_query["hit_bnneck"][q])])
+                print(f"occluder {occluder}, {model}, seed {seed}: rank-1 {row['rank1']:.3f}, "
+                      f"mAP {row['mAP']:.3f}; BN-neck cosine rank-1 {row['rank1_bnneck']:.3f}, "
+                      f"mAP {row['mAP_bnneck']:.3f}; loss {row['final_loss']:.3f}, "
+                      f"{row['seconds']:.0f} s", flush=True)
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -685,3 +896,7 @@ def draw_retrieval(query_clip: np.ndarray, gallery_clips: np.ndarray, correct: n
     fig.suptitle((title + "\n" if title else "") + "✓ solid blue box: same identity;  "
                  "✗ dashed vermillion box: another identity", fontsize=10)
     return fig
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
