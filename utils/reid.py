@@ -127,6 +127,20 @@ def _identity_sprites(split: str, identities: int, seed: int
     return pool[chosen], colour, texture, pool
 
 
+def identity_clothing(identities: int, *, split: str = "train", seed: int = 0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """What the identities of ``reid_clips(identities, ..., split=split, seed=seed)`` wear:
+    the colour (I,) as an index into ``PALETTE`` and the texture (I,) as an index into
+    ``TEXTURES``, identity i at index i."""
+    identities = positive_int(identities, "identities")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    _, colour, texture, _ = _identity_sprites(split, identities, int(seed))
+    return colour, texture
+
+
 def reid_clips(identities: int, clips_per_identity: int, *, split: str = "train",
                seed: int = 0, frames: int = 8, size: int = 24, occlusion: float = OCCLUSION,
                bar: int = BAR) -> ReidClips:

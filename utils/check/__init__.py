@@ -72,8 +72,14 @@ from .nb04_non_local import (
 )
 from .nb05_interaction_aware import InteractionAware, orthogonality_penalty, top_components
 from .nb06_video_attention import affinity_mask, attention_similarity, fold_attention
-from .nb07_efficiency_and_beyond import ECA, GlobalContext, eca_gate, gc_as_nonlocal, gc_context
-from .nb08_attention_in_practice import TemporalAttention, temporal_weights
+from .nb07_efficiency_and_beyond import ECA, GlobalContext, eca_gate, query_free_nonlocal
+from .nb08_attention_in_practice import (
+    TemporalAttention,
+    batch_hard_triplet_loss,
+    export_and_quantise,
+    retrieval_metrics,
+    temporal_weights,
+)
 
 __all__ = [
     "EXERCISES", "Case", "Exercise", "ExerciseOpen", "check_exercise", "check_module", "compare",
@@ -84,7 +90,7 @@ __all__ = [
     "channel_attention", "spatial_attention", "ChannelAttention", "SpatialAttention", "CBAM",
     "attention_in_box", "nlmeans_weights", "embedded_attention", "dot_attention",
     "max_pool_2x2", "tiled_attention", "NonLocal", "top_components", "orthogonality_penalty",
-    "InteractionAware", "affinity_mask", "attention_similarity", "fold_attention", "gc_context",
-    "gc_as_nonlocal", "GlobalContext", "eca_gate", "ECA", "temporal_weights",
-    "TemporalAttention",
+    "InteractionAware", "affinity_mask", "attention_similarity", "fold_attention",
+    "query_free_nonlocal", "GlobalContext", "eca_gate", "ECA", "temporal_weights",
+    "TemporalAttention", "retrieval_metrics", "batch_hard_triplet_loss", "export_and_quantise",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -491,7 +492,7 @@ def export_and_quantise(fn: Callable) -> Callable:
     net = _probe_net()
     with torch.no_grad():
         expected = net(torch.from_numpy(test)).numpy()
-    where = "the check's small CNN (8 x 8 colour images, 48 calibration images)"
+    where = "test case 1 of 1: the check's small CNN, 8 x 8 colour images, 48 calibration images"
 
     def call(folder: str) -> object:
         with warnings.catch_warnings():
@@ -502,6 +503,11 @@ def export_and_quantise(fn: Callable) -> Callable:
             logging.disable(logging.WARNING)
             try:
                 return fn(net, torch.from_numpy(test[:1]), calibration.copy(), folder)
+            except NotImplementedError:
+                raise
+            except Exception as exc:             # ONNX Runtime's messages run to pages
+                text = re.sub(r"tensor\((\w+)\)", r"\1", str(exc).replace("\n", " "))
+                raise RuntimeError(f"{type(exc).__name__}: {text[:150]}") from exc
             finally:
                 logging.disable(logging.NOTSET)
 
@@ -519,8 +525,14 @@ def export_and_quantise(fn: Callable) -> Callable:
             if any(op in deploy.QUANTISED_OPS for op in ops32):
                 raise attempt.wrong(where, "the first file holds quantisation operators: return "
                                            "(float32 file, int8 file) in that order")
+            session = deploy.onnx_session(fp32)
+            if isinstance(session.get_inputs()[0].shape[0], int):
+                raise attempt.wrong(where, f"the float32 graph's input has a fixed batch size "
+                                           f"({session.get_inputs()[0].shape[0]}): make the "
+                                           "batch axis symbolic (dynamic_axes), so that the "
+                                           "runtime takes any batch")
             try:
-                out = deploy.run_onnx(deploy.onnx_session(fp32), test)
+                out = deploy.run_onnx(session, test)
             except Exception as exc:
                 raise attempt.wrong(where, f"ONNX Runtime could not run the float32 file on a "
                                            f"batch of {len(test)} images ({type(exc).__name__}: "
