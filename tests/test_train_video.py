@@ -226,3 +226,28 @@ def test_one_run_of_the_committed_sweep_is_reproduced():
     assert abs(run.accuracy - row["accuracy"]) <= 2 / row["test_clips"] + 1e-9, (run.accuracy, row)
     for k, acc in enumerate(run.per_class):
         assert abs(acc - row[f"class{k}"]) <= 2 / per_class + 1e-9, (k, acc, row)
+
+
+def test_recorded_correctness_keeps_the_counts_and_lays_them_out_cautiously():
+    from utils.training import TrainResult
+
+    runs = [TrainResult(accuracy=0.5, losses=[], seconds=0.0, model=None, seed=s,
+                        per_class=np.array([0.3, 0.5, 1.0, 0.0, 0.2, 0.9]))
+            for s in range(3)]
+    forward = tv.recorded_correctness(runs, (0, 5), 10)
+    backward = tv.recorded_correctness(runs, (0, 5), 10, reverse=True)
+    assert forward.shape == backward.shape == (3, 20)
+    assert np.allclose(forward[:, :10].mean(1), 0.3) and np.allclose(forward[:, 10:].mean(1), 0.9)
+    assert forward[0, :3].all() and not forward[0, 3:10].any()            # right clips first
+    assert backward[0, 7:10].all() and not backward[0, :7].any()          # ... or last
+    with pytest.raises(ValueError, match="clips_per_class must be a positive integer"):
+        tv.recorded_correctness(runs, (0,), 0)
+
+
+def test_the_recorded_sweep_holds_five_seeds_of_every_model_of_the_notebook():
+    from pathlib import Path
+
+    rows = tv.read_results(Path(__file__).resolve().parents[1] / "data" / "video_sweep.csv")
+    sweep = tv.sweep_results(rows)
+    assert set(sweep) == set(tv.video_models())
+    assert all([r.seed for r in runs] == [0, 1, 2, 3, 4] for runs in sweep.values())

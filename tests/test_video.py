@@ -235,3 +235,54 @@ def test_a_block_with_position_code_adds_it_to_its_input_first():
         out_plain, out_coded = plain(same), coded(same)
     assert torch.allclose(out_plain, out_plain[..., :1, :1, :1].expand_as(out_plain))
     assert not torch.allclose(out_coded, out_coded[..., :1, :1, :1].expand_as(out_coded))
+
+
+def test_the_grid_position_code_falls_with_the_offset_and_never_wraps():
+    from utils.models import grid_position_code, sinusoidal_position_code
+
+    m = 32 // 6
+    for size in (3, 8, 13):
+        code = grid_position_code(32, size, 1, 1).double()[:2 * m, :, 0, 0]     # (2m, size)
+        gram = code.T @ code
+        for offset in range(size):                                         # offsets only
+            diagonal = torch.diagonal(gram, offset)
+            assert torch.allclose(diagonal, diagonal[0].expand_as(diagonal))
+        assert torch.all(gram[0].diff() < 0)                               # falls strictly
+    # the sinusoidal code on 8 cells: offset 6 as similar as offset 1 (what the grid code fixes)
+    t = sinusoidal_position_code(32, 8, 1, 1).double()[:2 * m, :, 0, 0]
+    similarity = t[:, 0] @ t
+    assert abs(similarity[6] - similarity[1]) < 0.01
+    code = grid_position_code(32, 4, 5, 6)
+    assert code.shape == (32, 4, 5, 6) and torch.all(code[6 * m:] == 0)
+    assert torch.all(code[:2 * m].diff(dim=2) == 0) and torch.all(code[2 * m:4 * m].diff(dim=1) == 0)
+
+
+def test_a_block_with_the_grid_code_adds_it_and_refuses_unknown_codes():
+    from utils.models import grid_position_code
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 12, 4, 3, 3, dtype=torch.float64)
+    plain = VideoNonLocal(12).double().eval()
+    coded = VideoNonLocal(12, position=True, code="grid").double().eval()
+    coded.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        plain.block.bn.weight.fill_(0.7)
+        coded.block.bn.weight.fill_(0.7)
+        assert torch.allclose(coded(x), plain(x + grid_position_code(12, 4, 3, 3).double()),
+                              atol=1e-12)
+    with pytest.raises(ValueError, match="code must be one of"):
+        VideoNonLocal(12, position=True, code="learned")
+    assert "i3d+nl+gridpos" in video_models()
+
+
+@pytest.mark.parametrize("affinity", ["space", "time", "spacetime"])
+def test_folded_attention_equals_the_masked_explicit_form(affinity):
+    from utils import reference
+
+    x = np.random.default_rng(1).standard_normal((2, 3, 4, 2, 5))
+    folded = reference.fold_attention(x, affinity)
+    masked = reference.masked_attention(x, reference.affinity_mask(4, 2, 5, affinity))
+    assert folded.shape == x.shape
+    assert np.allclose(folded, masked, atol=1e-12)
+    other = {"space": "time", "time": "space", "spacetime": "space"}[affinity]
+    assert not np.allclose(folded, reference.fold_attention(x, other))

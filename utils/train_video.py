@@ -1,10 +1,10 @@
 """Train, resume and evaluate the video models of notebook 06 from the command line.
 
-    python -m utils.train_video --model i3d+nl --epochs 8 --seeds 0 1 2 --save runs
+    python -m utils.train_video --model i3d+nl --seeds 0 1 2 --save runs
     python -m utils.train_video --model all --csv sweep.csv
     python -m utils.train_video --evaluate runs/i3d-nl_seed0_full.pt
     python -m utils.train_video --resume runs/i3d-nl_seed0_full.pt --epochs 2 --save runs2
-    torchrun --nproc_per_node 2 -m utils.train_video --model i3d+nl --epochs 8
+    torchrun --nproc_per_node 2 -m utils.train_video --model i3d+nl
 
 ``--fast`` uses the sizes of the course's fast mode (also switched on by ``ACV_FAST=1``).
 ``--save DIR`` writes one checkpoint per seed, ``DIR/<model>_seed<S>_<mode>.pt``: the weights
@@ -35,7 +35,7 @@ import platform
 import re
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -141,7 +141,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="which networks to train, one after the other ('all': every "
                              "one; with --resume/--evaluate: one, the checkpoint's)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="passes over the training clips (default: the notebook's)")
+                        help="passes over the training clips (default: the notebook's: 6, "
+                             "or 2 in fast mode)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="one run per seed (default: the notebook's)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
@@ -311,6 +312,37 @@ def sweep_results(rows: list[dict], mode: str = "full") -> dict[str, list[TrainR
                 per_class=np.array([r[f"class{k}"] for k in range(len(CLIP_CLASSES))]))
                 for r in mine]
     return results
+
+
+def recorded_correctness(runs: list[TrainResult], classes: Sequence[int], clips_per_class: int,
+                         reverse: bool = False) -> np.ndarray:
+    """Per seed and test clip of ``classes``, 1.0 if the clip was classified right, 0.0 if not,
+    as far as a results table knows: (n_seeds, len(classes) * clips_per_class).
+
+    The table keeps each class's accuracy, not which clips were right, so the clips are laid
+    out in the order that makes ``utils.stats.bootstrap_interval`` most cautious: in every
+    class the right clips come first for every seed (the seeds agree as much as their counts
+    allow, which maximises the test-set noise of the mean), and with ``reverse=True`` they come
+    last (pass this for the other model of a paired difference: the two models then disagree
+    as much as their counts allow, which maximises the noise of the difference).
+    """
+    if isinstance(clips_per_class, bool) or not isinstance(clips_per_class, int) \
+            or clips_per_class < 1:
+        raise ValueError(f"clips_per_class must be a positive integer, got {clips_per_class!r}")
+    if not runs:
+        raise ValueError("runs must hold at least one run")
+    rows = []
+    for run in runs:
+        row = []
+        for k in classes:
+            right = int(round(float(run.per_class[k]) * clips_per_class))
+            if not 0 <= right <= clips_per_class:
+                raise ValueError(f"class {k}'s accuracy {run.per_class[k]} does not fit "
+                                 f"{clips_per_class} clips")
+            block = np.arange(clips_per_class) < right
+            row.append(block[::-1] if reverse else block)
+        rows.append(np.concatenate(row))
+    return np.array(rows, dtype=float)
 
 
 def _distributed_env() -> tuple[bool, int, int]:
