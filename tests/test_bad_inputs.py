@@ -610,7 +610,7 @@ BAD_CALLS = {
                                    "reduction (16) must not exceed channels (8)"),
                                   (lambda: modules.TemporalAttention(8)(torch.ones(1, 8, 3, 3)),
                                    "expects x of shape (B, C, T, H, W)")],
-    "models.event_models": [(lambda: models.event_models()["i3d+temporal"]()(
+    "models.event_models": [(lambda: models.event_models()["c2d+temporal"]()(
         torch.ones(1, 1, 4, 8)), "expects x of shape (B, C, T, H, W)")],
     "datasets.brief_event_clips": [(lambda: datasets.brief_event_clips(10, split="val"),
                                     "split must be one of"),
@@ -676,9 +676,34 @@ BAD_CALLS.update({
                                                          np.zeros((2, 3, 4, 8, 8)), np.array([1, 0])),
                              "correct must be a bool array")],
 })
+BAD_CALLS.update({
+    "reid.cosine_distances": [(lambda: reid.cosine_distances(np.ones((2, 3)), np.ones((2, 4))),
+                               "a and b must have the same width")],
+    "reid.retrieval_per_query": [(lambda: reid.retrieval_per_query(
+        np.ones(3), np.zeros(3, int), np.zeros(3, int)), "distances must have 2 dimensions")],
+    "reid.identity_clothing": [(lambda: reid.identity_clothing(3, split="val"),
+                                "split must be one of")],
+    "reid.reid_experiment": [(lambda: reid.reid_experiment(fast="yes"),
+                              "fast must be True, False or None")],
+    "reid.study_run": [(lambda: reid.study_run(True, "resnet", 0), "model must be one of")],
+    "reid.load_study": [(lambda: reid.load_study(42), "path must be")],
+    "reid.load_queries": [(lambda: reid.load_queries(42), "path must be")],
+    "reid.main": [(lambda: reid.main(["--occluder", "2"]), SystemExit)],
+})
 NO_INPUT.update({
     "reid.ReidResult": "a result record that train_reid builds",
-    "reid.reid_experiment": "no arguments",
+})
+# utils.event_study (notebook 08, the recorded temporal-attention study).
+event_study = importlib.import_module("utils.event_study")
+BAD_CALLS.update({
+    "event_study.event_steps": [(lambda: event_study.event_steps(np.zeros((2, 8))),
+                                 "positions must be")],
+    "event_study.frame_weights": [(lambda: event_study.frame_weights(torch.nn.Linear(2, 2),
+                                                                     np.zeros((1, 1, 8, 4, 4))),
+                                   "model must hold a TemporalAttention block")],
+    "event_study.run_one": [(lambda: event_study.run_one("x3d", 0, {}), "name must be one of")],
+    "event_study.load": [(lambda: event_study.load(42), "path must be")],
+    "event_study.main": [(lambda: event_study.main(["--model", "x3d"]), SystemExit)],
 })
 
 

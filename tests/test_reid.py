@@ -376,3 +376,65 @@ def test_draw_retrieval_marks_right_and_wrong_by_symbol_and_line_style_too(small
         draw_retrieval(small.clips[0], small.clips[1:3], np.array([1, 0]))
     with pytest.raises(ValueError, match="frames \\(9\\) must not exceed"):
         draw_retrieval(small.clips[0], small.clips[1:3], np.array([True, False]), frames=9)
+
+
+# --------------------------------------------------------------------------- the recorded study
+
+def test_the_occluder_is_the_only_difference_and_hides_three_frames():
+    on = reid.reid_clips(6, 4, split="test", seed=0, occlusion=1.0, bar=reid.STUDY_BAR)
+    off = reid.reid_clips(6, 4, split="test", seed=0, occlusion=0.0, bar=reid.STUDY_BAR)
+    hidden = np.abs(on.clips - off.clips).max(axis=(1, 3, 4)) > 0
+    assert (hidden.sum(1) == 3).all()
+    assert np.array_equal(on.ids, off.ids) and np.array_equal(on.camera, off.camera)
+    with pytest.raises(ValueError, match="occlusion must be a share"):
+        reid.reid_clips(3, 2, occlusion=1.5)
+    with pytest.raises(ValueError, match="bar must be at most"):
+        reid.reid_clips(3, 2, bar=20)
+
+
+def test_bnneck_cosine_retrieval_and_per_query_scores_agree_with_the_means():
+    torch.manual_seed(0)
+    data = reid.reid_clips(10, 4, split="test", seed=1)
+    net = reid.ReidNet(0, num_identities=4)
+    out = reid.evaluate_reid(net, data, feature="bnneck", per_query=True)
+    assert abs(out["ap"].mean() - out["mAP"]) < 1e-12
+    assert abs(out["hit"].mean() - out["rank-1"]) < 1e-12
+    a = np.random.default_rng(0).normal(size=(3, 5))
+    assert np.allclose(reid.cosine_distances(a, 2 * a).diagonal(), 0)
+    with pytest.raises(ValueError, match="feature must be one of"):
+        reid.embed_clips(net, data, feature="logits")
+
+
+def test_identity_clothing_is_what_the_clips_wear():
+    colour, texture = reid.identity_clothing(5, split="test", seed=0)
+    assert colour.shape == texture.shape == (5,)
+    assert colour.max() < len(reid.PALETTE) and texture.max() < len(reid.TEXTURES)
+
+
+def test_the_reid_study_cli_records_runs_and_queries(tmp_path, capsys):
+    runs, queries = tmp_path / "runs.csv", tmp_path / "queries.csv"
+    assert reid.main(["--fast", "--seeds", "2", "--occluder", "1", "--model", "3-D CNN",
+                      "--csv", str(runs), "--queries", str(queries)]) == 0
+    rows = reid.load_study(runs)
+    assert [(r["occluder"], r["model"], r["seed"], r["mode"]) for r in rows] == [
+        (1, "3-D CNN", 2, "fast")]
+    per_query = reid.load_queries(queries)[1, "3-D CNN"]
+    assert abs(per_query["ap"].mean() - rows[0]["mAP"]) < 1e-5
+    assert abs(per_query["hit_bnneck"].mean() - rows[0]["rank1_bnneck"]) < 1e-5
+    assert runs.read_text().startswith("# OMP_NUM_THREADS=1 python -m utils.reid")
+    assert "occluder 1, 3-D CNN, seed 2" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_one_run_of_the_recorded_reid_study_is_reproduced():
+    """Notebook 08 reads data/reid_study.csv; re-train the plain network with the occluder,
+    seed 0, with the recorded thread count: mAP within a point of the recorded one."""
+    row = next(r for r in reid.load_study() if r["occluder"] == 1 and r["model"] == "3-D CNN"
+               and r["seed"] == 0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(row["threads"])
+    try:
+        again, _, _ = reid.study_run(True, "3-D CNN", 0, fast=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert abs(again["mAP"] - row["mAP"]) < 0.01, (again, row)

@@ -29,6 +29,10 @@ FIELDS = ("model", "seed", "mode", "epochs", "train_clips", "test_clips", "accur
 def event_steps(positions: np.ndarray) -> np.ndarray:
     """(N, T/2) bool: the steps after the stem (step k pools input frames 2k and 2k + 1 by a
     max) that hold an event frame, from ``positions`` (N, 2, T, 2) of ``brief_event_clips``."""
+    positions = np.asarray(positions)
+    if positions.ndim != 4 or positions.shape[1:2] != (2,) or positions.shape[2] % 2:
+        raise ValueError(f"positions must be (N, 2, T, 2) with T even, from brief_event_clips, "
+                         f"got shape {positions.shape}")
     event = positions[:, 1, :, 0] >= 0
     return event.reshape(len(event), -1, 2).any(-1)
 
@@ -39,7 +43,11 @@ def frame_weights(model: nn.Module, clips: np.ndarray, batch_size: int = 200) ->
     ``clips`` (N, 1, T, S, S), in evaluation mode."""
     from .modules import TemporalAttention
 
-    block = next(m for m in model.modules() if isinstance(m, TemporalAttention))
+    block = next((m for m in model.modules() if isinstance(m, TemporalAttention)), None) if (
+        isinstance(model, nn.Module)) else None
+    if block is None:
+        raise ValueError("model must hold a TemporalAttention block (an event model with "
+                         "'temporal' in its name)")
     device = next(model.parameters()).device
     model.eval()
     block.keep_attention = True
@@ -62,6 +70,8 @@ def run_one(name: str, seed: int, setup: dict) -> tuple[dict, object]:
     from .training import train_classifier
 
     builders = event_models("c2d")
+    if name not in builders:
+        raise ValueError(f"name must be one of {tuple(builders)}, got {name!r}")
     seed_everything(seed)
     run = train_classifier(builders[name](), setup["train"], setup["test"],
                            epochs=setup["epochs"], batch_size=setup["batch_size"],
@@ -86,6 +96,8 @@ RECORDED = Path(__file__).resolve().parents[1] / "data" / "event_study.csv"
 def load(path: str | Path = RECORDED) -> list[dict]:
     """The rows of the study's CSV (``#`` lines skipped; by default the course's recording,
     ``data/event_study.csv``): numbers converted, predictions as an int64 array."""
+    if not isinstance(path, str | Path) or not Path(path).is_file():
+        raise ValueError(f"path must be an existing CSV file of the study, got {path!r}")
     with open(path) as handle:
         rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
     for row in rows:

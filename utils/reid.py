@@ -752,12 +752,18 @@ def study_run(occluder: bool, model: str, seed: int, fast: bool | None = None,
 RECORDED = Path(__file__).resolve().parents[1] / "data"
 
 
+def _csv_path(path: object) -> Path:
+    if not isinstance(path, str | Path) or not Path(path).is_file():
+        raise ValueError(f"path must be an existing CSV file of the study, got {path!r}")
+    return Path(path)
+
+
 def load_study(path: str | Path = RECORDED / "reid_study.csv") -> list[dict]:
     """The rows of a study CSV (``#`` lines skipped; by default the course's recording,
     ``data/reid_study.csv``), numbers converted."""
     import csv
 
-    with open(path) as handle:
+    with open(_csv_path(path)) as handle:
         rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
     for row in rows:
         for key in ("occluder", "non_local", "seed", "epochs", "threads"):
@@ -773,7 +779,7 @@ def load_queries(path: str | Path = RECORDED / "reid_study_queries.csv") -> dict
     the fields 'ap', 'hit', 'ap_bnneck', 'hit_bnneck', seeds in increasing order."""
     import csv
 
-    with open(path) as handle:
+    with open(_csv_path(path)) as handle:
         rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
     out: dict = {}
     keys = sorted({(int(r["occluder"]), r["model"]) for r in rows})
