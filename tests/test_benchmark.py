@@ -104,3 +104,39 @@ def test_malloc_thresholds_are_raised_again_after_measuring(monkeypatch):
     with pytest.raises(RuntimeError), benchmark._mmap_every_allocation():
         raise RuntimeError("a measurement failed")
     assert calls[-2:] == [(-3, 32 * 2**20), (-1, 64 * 2**20)]       # also after an error
+
+
+def test_module_and_plain_twin_are_timed_in_turn_with_their_spread(monkeypatch):
+    """Each repeat times one pass of the module, then one of its twin; the ratio is the median
+    of the per-pair ratios, with their quartiles, and the time's interquartile range."""
+    calls = []
+    real = benchmark._times
+
+    def recording(modules, x, warmup, repeats):
+        calls.append(len(modules))
+        return real(modules, x, warmup, repeats)
+
+    monkeypatch.setattr(benchmark, "_times", recording)
+    rows = benchmark.run([(16, 4, 4)], modules=["SE", "CBAM"], repeats=5, warmup=0,
+                         progress="off")
+    by = {r.module: r for r in rows}
+    assert calls == [2, 1]                                   # SE with its twin; CBAM alone
+    se = by["SE"]
+    assert se.vs_plain_low <= se.vs_plain <= se.vs_plain_high and se.ms_iqr >= 0
+    assert by["CBAM"].vs_plain is None and by["CBAM"].ms_iqr >= 0
+    table = benchmark.markdown(rows)
+    assert "ms (IQR)" in table.splitlines()[0] and f"{se.vs_plain:.2f} (" in table
+    low, mid, high = benchmark.time_spread(SqueezeExcitation(16, 4), torch.randn(1, 16, 4, 4))
+    assert 0 < low <= mid <= high
+
+
+def test_a_batch_runs_every_module_on_that_many_inputs(tmp_path):
+    rows = benchmark.run([(16, 4, 4)], modules=["SE", "NL sdpa"], repeats=1, warmup=0,
+                         progress="off", batch=3)
+    assert all(r.batch == 3 and r.ms > 0 for r in rows)
+    with pytest.raises(ValueError, match="batch"):
+        benchmark.run([(16, 4, 4)], modules=["SE"], progress="off", batch=0)
+    md = tmp_path / "b.md"
+    assert benchmark.main(["--shapes", "16,4,4", "--modules", "SE", "--repeats", "1",
+                           "--progress", "off", "--batch", "2", "--markdown", str(md)]) == 0
+    assert "batch 2" in md.read_text()

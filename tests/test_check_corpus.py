@@ -1112,30 +1112,6 @@ CORPUS = {
          lambda m: _similarity(m, denominator="square"), lambda m: _similarity(m.T),
          lambda m: (lambda u: u @ u.T)(m / np.linalg.norm(m, axis=1, keepdims=True)),
          lambda m: np.array([_similarity(m)])]),
-    "gc_context": (
-        [lambda x, w, b: (lambda f, a: (np.einsum("bcn,bn->bc", f, a), a))(
-            x.reshape(len(x), x.shape[1], -1),
-            scipy.special.softmax(np.einsum("c,bcn->bn", w, x.reshape(len(x), x.shape[1], -1))
-                                  + b, axis=1)),
-         lambda x, w, b: _gc(x, w, b, bias=False)],   # b_k shifts every score: softmax ignores it
-        [lambda x, w, b: _gc(x, w, b, stable=False), lambda x, w, b: _gc(x, w, b, axis=0),
-         lambda x, w, b: _gc(x, w, b)[0],
-         lambda x, w, b: (lambda c, a: (c / a.shape[1], a))(*_gc(x, w, b)),
-         lambda x, w, b: (x.mean(axis=(2, 3)), _gc(x, w, b)[1]),
-         lambda x, w, b: _gc(x, w, b)[::-1]]),
-    "gc_as_nonlocal": (
-        [lambda x, p: _gc_nl(x, p), _gc_nl_cheap, _gc_nl_torch],
-        [lambda x, p: _gc_nl(x, p, softmax_over="queries"),             # uniform: SE's average
-         lambda x, p: _gc_nl(x, p, softmax_over="columns"),             # A_ij = a_i, transposed
-         lambda x, p: _gc_nl(x, p, transform_first=True),               # transform, then average
-         lambda x, p: _gc_nl(x, p, norm_axis=1),                        # LayerNorm across queries
-         lambda x, p: _gc_nl(x, p, layer_norm=False),
-         lambda x, p: _gc_nl(x, p, fuse="multiply"),
-         lambda x, p: _gc_nl(x, p, fuse="replace"),                     # no residual
-         lambda x, p: _gc_nl(x, p, reshape="plain"),                    # scrambles the positions
-         lambda x, p: _gc_nl(x, p, matrix=False),                       # the map, not the matrix
-         lambda x, p: _gc_nl(x, p)[0],
-         lambda x, p: _gc_nl(x, p, stable=False)]),                     # exp overflows
     "eca_gate": (
         [lambda x, w: functional.sigmoid(np.stack([np.convolve(r, w[::-1], mode="same")
                                                    for r in x.mean(axis=(2, 3))]))],
@@ -3162,12 +3138,6 @@ ROUND2_B = {
          lambda t, p, g: _np_softmax(t @ p.transpose(0, 2, 1), shift="all_but_batch") @ g,
          lambda t, p, g: _np_softmax(t @ p.transpose(0, 2, 1), shift="all") @ g,   # batch max
          lambda t, p, g: _np_softmax(t @ p.transpose(0, 2, 1), shift="other_axis") @ g]),
-    "gc_context": (
-        [_gc_ctx_torch],
-        [lambda x, w, b: _gc_ctx(x, w, b, shift="abs_max"),          # largest |score|
-         _gc_ctx_seterr,                                             # np.seterr left changed
-         lambda x, w, b: _gc_ctx(x, w, b, shift="all"),              # one max for the batch
-         lambda x, w, b: _gc_ctx(x, w, b, shift="axis0")]),          # max over the batch
     "tiled_attention": (
         [_tiled_lse, _tiled_measured_politely],
         [lambda q, k, v, tile=64: _tiled_b(q, k, v, tile, start_max=0.0),   # max starts at 0
@@ -3180,8 +3150,6 @@ ROUND2_B = {
 
 # Plausible wrong answers that the checkers accept (checked against the checkers of this
 # worktree): each is rejected by nothing, and ``check.<name>(answer) is answer``.
-ROUND2_B["gc_context"][1].append(                       # the row MINIMUM subtracted
-    lambda x, w, b: _gc_ctx(x, w, b, shift="min"))
 ROUND2_B["GlobalContext"][1].append(_gcm("clamp"))       # scores clamped to [-50, 50]
 ROUND2_B["TemporalAttention"][1].append(_tam("clamp"))   # the same
 

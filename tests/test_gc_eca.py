@@ -118,3 +118,20 @@ def test_bad_arguments_are_named():
         GlobalContext(8)(torch.randn(1, 4, 3, 3))
     with pytest.raises(ValueError, match="missing"):
         R.gc_forward(np.ones((1, 4, 2, 2)), {"w1": np.ones((2, 4))})
+
+
+@pytest.mark.parametrize("channels, inter", [(8, 4), (6, 6), (5, 7)])
+def test_a_non_local_block_with_zero_query_weights_is_one_map_and_one_added_vector(
+        channels, inter):
+    """Notebook 07's derivation: with W_theta = 0 every row of the attention matrix is one map
+    softmax(w_k . x_j) with w_k = W_phi^T b_theta, and the block adds one vector everywhere."""
+    rng = np.random.default_rng(channels)
+    params = R.init_nonlocal(channels, inter, "embedded", rng)
+    params["w_theta"] = np.zeros_like(params["w_theta"])
+    x = rng.normal(size=(2, channels, 3, 4))
+    z, f = R.nonlocal_forward(x, params, "embedded")
+    z_one, a = R.query_free_nonlocal(x, params)
+    np.testing.assert_allclose(z_one, z, atol=1e-12)
+    np.testing.assert_allclose(f, np.repeat(a[:, None, :], 12, axis=1), atol=1e-14)
+    added = (z_one - x).reshape(2, channels, -1)
+    np.testing.assert_allclose(added, added[:, :, :1].repeat(12, axis=2), atol=1e-14)

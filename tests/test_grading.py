@@ -26,7 +26,7 @@ QUIZ_EXERCISES = {  # exercise -> the solution notebook it comes from
     "softmax": "00_start_here.ipynb",
     "se_overhead": "02_squeeze_excitation.ipynb",
     "nlmeans_weights": "04_non_local.ipynb",
-    "gc_context": "07_efficiency_and_beyond.ipynb",
+    "query_free_nonlocal": "07_efficiency_and_beyond.ipynb",
 }
 WRONG = {  # a plausible learner bug for each exercise (the function body after its docstring)
     "softmax": "e = np.exp(x)\n    return e / e.sum(axis=axis, keepdims=True)",

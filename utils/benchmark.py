@@ -15,9 +15,14 @@ ECA) run on every frame of a video shape, as in notebook 06.
   resident-set high-water mark (Linux, reset before each measurement; large allocations are
   forced to ``mmap`` so that freed memory goes back to the system).
 - Latency: median of ``--repeats`` timed forward passes after ``--warmup`` untimed ones,
-  under ``torch.inference_mode``; CUDA is synchronised around each pass.
-- "vs plain": this module's median time over that of the obvious plain-PyTorch way of
-  writing the same computation (pooling layers, explicit attention matrix); below 1 is faster.
+  under ``torch.inference_mode``; CUDA is synchronised around each pass. ``ms_iqr`` is the
+  interquartile range of those passes: the timing noise. ``--batch`` sets the batch (1 by
+  default: latency; larger: throughput, images per second = batch / time).
+- "vs plain": this module's time over that of the obvious plain-PyTorch way of writing the
+  same computation (pooling layers, explicit attention matrix); below 1 is faster. The module
+  and its twin are timed interleaved (one pass of each, in turn), so that a slow spell of the
+  machine hits both; the ratio is the median of the per-pair ratios, and ``vs_plain_low`` and
+  ``vs_plain_high`` their quartiles: a range that contains 1 is no measured difference.
 """
 
 from __future__ import annotations
@@ -119,6 +124,10 @@ class Row:
     peak_mib: float
     ms: float
     vs_plain: float | None = None
+    ms_iqr: float | None = None
+    vs_plain_low: float | None = None
+    vs_plain_high: float | None = None
+    batch: int = 1
 
 
 def _specs(c: int, video: bool) -> dict[str, tuple[Callable[[], nn.Module],
@@ -182,20 +191,44 @@ def _peak_tracker(device: torch.device) -> tuple[Callable[[], None], Callable[[]
     return rss.start, read_cpu
 
 
-def _time(module: nn.Module, x: torch.Tensor, warmup: int, repeats: int) -> float:
+def _times(modules: list[nn.Module], x: torch.Tensor, warmup: int,
+           repeats: int) -> list[list[float]]:
+    """Milliseconds of ``repeats`` forward passes of each module, interleaved (one pass of each
+    module in turn, ``repeats`` times), after ``warmup`` untimed rounds."""
     sync = (lambda: torch.cuda.synchronize(x.device)) if x.device.type == "cuda" else (
         lambda: None)
+    times: list[list[float]] = [[] for _ in modules]
     with torch.inference_mode():
         for _ in range(warmup):
-            module(x)
-        times = []
+            for module in modules:
+                module(x)
         for _ in range(repeats):
-            sync()
-            start = time.perf_counter()
-            module(x)
-            sync()
-            times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+            for module, own in zip(modules, times, strict=True):
+                sync()
+                start = time.perf_counter()
+                module(x)
+                sync()
+                own.append(1000 * (time.perf_counter() - start))
+    return times
+
+
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    """(lower quartile, median, upper quartile); all three equal for a single value."""
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    low, mid, high = statistics.quantiles(values, n=4, method="inclusive")
+    return low, mid, high
+
+
+def _time(module: nn.Module, x: torch.Tensor, warmup: int, repeats: int) -> float:
+    """The median time of a forward pass in milliseconds."""
+    return statistics.median(_times([module], x, warmup, repeats)[0])
+
+
+def time_spread(module: nn.Module, x: torch.Tensor, warmup: int = 2,
+                repeats: int = 5) -> tuple[float, float, float]:
+    """(lower quartile, median, upper quartile) of the forward time in milliseconds."""
+    return _quartiles(_times([module], x, warmup, repeats)[0])
 
 
 @contextlib.contextmanager
@@ -224,10 +257,10 @@ def _mmap_every_allocation() -> Iterator[None]:
 def run(shapes: list[tuple[int, ...]], modules: list[str] | None = None,
         device: torch.device | None = None, dtype: torch.dtype = torch.float32,
         compile_: bool = False, warmup: int = 2, repeats: int = 5, progress: str = "auto",
-        max_affinity_gib: float = 4.0) -> list[Row]:
+        max_affinity_gib: float = 4.0, batch: int = 1) -> list[Row]:
     """Measure every module (or those named in ``modules``) at every shape (C, H, W) or
-    (C, T, H, W). Explicit attention whose N x N matrix would exceed ``max_affinity_gib`` is
-    skipped (reported as a row of NaNs)."""
+    (C, T, H, W), on ``batch`` inputs at a time. Explicit attention whose N x N matrices
+    would exceed ``max_affinity_gib`` is skipped (reported as a row of NaNs)."""
     from .runtime import get_device
     from .training import Progress
 
@@ -235,6 +268,8 @@ def run(shapes: list[tuple[int, ...]], modules: list[str] | None = None,
             not max_affinity_gib > 0 or max_affinity_gib == float("inf")):
         raise ValueError(f"max_affinity_gib must be a positive, finite number of GiB, got "
                          f"{max_affinity_gib!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
     device = device or get_device()
     jobs = []
     for shape in shapes:
@@ -255,30 +290,34 @@ def run(shapes: list[tuple[int, ...]], modules: list[str] | None = None,
             label = "x".join(map(str, shape))
             explicit = "matmul" in name or name in ("NL dot", "NL concat")
             keys = n // 4 if "subsample" in name else n
-            if explicit and n * keys * 4 > max_affinity_gib * 2**30:
+            if explicit and batch * n * keys * 4 > max_affinity_gib * 2**30:
                 rows.append(Row(name, label, device.type, str(dtype).replace("torch.", ""),
-                                0, float("nan"), float("nan"), float("nan")))
+                                0, float("nan"), float("nan"), float("nan"), batch=batch))
                 bar.step(f"{name} {label}: skipped (N x N too large)")
                 continue
             module = build().eval()
             params = count_parameters(module)
             macs = count_macs(module, (1, *shape)) / 1e6
             module = module.to(device=device, dtype=dtype)
-            x = torch.randn(1, *shape, device=device, dtype=dtype)
+            x = torch.randn(batch, *shape, device=device, dtype=dtype)
             run_module = torch.compile(module) if compile_ else module
             with torch.inference_mode():
                 run_module(x)                            # compile / first-call allocations
                 reset()
                 run_module(x)
                 peak = read() / 2**20
-            ms = _time(run_module, x, warmup, repeats)
-            ratio = None
-            if plain is not None:
+            ratio = low = high = None
+            if plain is None:
+                times = _times([run_module], x, warmup, repeats)[0]
+            else:
                 twin = plain(module).to(device=device, dtype=dtype).eval()
                 twin = torch.compile(twin) if compile_ else twin
-                ratio = ms / _time(twin, x, warmup, repeats)
+                times, twin_times = _times([run_module, twin], x, warmup, repeats)
+                ratios = [a / b for a, b in zip(times, twin_times, strict=True)]
+                low, ratio, high = _quartiles(ratios)
+            q1, ms, q3 = _quartiles(times)
             rows.append(Row(name, label, device.type, str(dtype).replace("torch.", ""), params,
-                            macs, peak, ms, ratio))
+                            macs, peak, ms, ratio, q3 - q1, low, high, batch))
             bar.step(f"{name} {label}: {ms:.2f} ms")
         bar.close()
     return rows
@@ -294,13 +333,18 @@ def _check_rows(rows: object) -> None:
 def markdown(rows: list[Row]) -> str:
     """The rows as a Markdown table."""
     _check_rows(rows)
-    lines = ["| module | shape | params | MMACs | peak MiB | ms | vs plain |",
+    lines = ["| module | shape | params | MMACs | peak MiB | ms (IQR) | vs plain (IQR) |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         ratio = "" if r.vs_plain is None else f"{r.vs_plain:.2f}"
+        if r.vs_plain is not None and r.vs_plain_low is not None:
+            ratio += f" ({r.vs_plain_low:.2f}–{r.vs_plain_high:.2f})"
+            if r.vs_plain_low <= 1 <= r.vs_plain_high:
+                ratio += " ≈1"
+        spread = "" if r.ms_iqr is None else f" ({r.ms_iqr:.2g})"
         macs = f"{r.mmacs:,.0f}" if r.mmacs >= 100 else f"{r.mmacs:.3g}"
         lines.append(f"| {r.module} | {r.shape} | {r.params:,} | {macs} | "
-                     f"{r.peak_mib:,.1f} | {r.ms:.3g} | {ratio} |")
+                     f"{r.peak_mib:,.1f} | {r.ms:.3g}{spread} | {ratio} |")
     return "\n".join(lines)
 
 
@@ -331,12 +375,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile every module")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=1,
+                        help="inputs per pass (1: latency; e.g. 64: throughput)")
     parser.add_argument("--markdown", type=Path, default=None, help="write the table here")
     parser.add_argument("--csv", type=Path, default=None, help="write the rows here")
     parser.add_argument("--progress", default="auto", choices=["auto", "bar", "text", "off"])
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats must be a positive integer, got {args.repeats}")
+    if args.batch < 1:
+        parser.error(f"--batch must be a positive integer, got {args.batch}")
     shapes = (RESNET_SHAPES[2:] + VIDEO_SHAPES[1:]) if args.quick else (
         RESNET_SHAPES + VIDEO_SHAPES)
     if args.shapes:
@@ -351,11 +399,12 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats or (3 if args.quick else 10)
     device = torch.device(args.device) if args.device else get_device()
     rows = run(shapes, args.modules, device, getattr(torch, args.dtype), args.compile,
-               args.warmup, repeats, args.progress)
+               args.warmup, repeats, args.progress, batch=args.batch)
     table = markdown(rows)
     header = (f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {device_name(device)}, "
               f"{torch.get_num_threads()} threads\n\n{environment_report()}\n\n"
-              f"dtype {args.dtype}, compile {args.compile}, batch 1, median of {repeats} after "
+              f"dtype {args.dtype}, compile {args.compile}, batch {args.batch}, "
+              f"median of {repeats} after "
               f"{args.warmup} warm-up passes\n\n")
     print(header + table)
     if args.markdown:

@@ -824,6 +824,32 @@ def gc_as_nonlocal(x: np.ndarray, params: Params,
     return x + t.transpose(0, 2, 1).reshape(b, c, h, w), attention
 
 
+def query_free_nonlocal(x: np.ndarray, params: Params) -> tuple[np.ndarray, np.ndarray]:
+    """The embedded-Gaussian non-local block (:func:`nonlocal_forward`, no scale, no
+    subsampling) with W_theta = 0, computed in O(N C): the derivation behind GCNet.
+
+    With W_theta = 0 every query is theta_i = b_theta, so the score of key j,
+    b_theta . (W_phi x_j + b_phi) = (W_phi^T b_theta) . x_j + const, is the same for every
+    query: one map a = softmax_j(w_k . x_j) with w_k = W_phi^T b_theta (the constant cancels
+    in the softmax). The weights sum to 1, so every query's aggregate is the same vector,
+    y = W_g c + b_g with the context c = sum_j a_j x_j; then z = W_z y + b_z, the batch norm
+    (gamma z / sqrt(1 + eps) + beta) and the residual add that one vector at every position.
+    ``params`` as :func:`init_nonlocal` makes them for 'embedded' (``w_theta`` is not read).
+    x: (B, C, H, W). Returns (out (B, C, H, W), a (B, H*W)).
+    """
+    x = _check_x(x)
+    b, c = x.shape[:2]
+    w_g = np.asarray(params.get("w_g") if isinstance(params, dict) else None)
+    if w_g.ndim != 2:
+        raise ValueError("params must be a dict holding 'w_g' of shape (C_i, C) and the rest "
+                         "of nl_param_shapes(C, C_i, 'embedded')")
+    p = _check_params(params, nl_param_shapes(c, w_g.shape[0], "embedded"), "params")
+    context, a = gc_context(x, p["w_phi"].T @ p["b_theta"], 0.0)        # (B, C), (B, N)
+    y = context @ p["w_g"].T + p["b_g"]                                  # (B, C_i)
+    t = (y @ p["w_z"].T + p["b_z"]) * p["gamma"] / np.sqrt(1 + BN_EPS) + p["beta"]
+    return x + t[:, :, None, None], a
+
+
 def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
     """ECA's adaptive kernel size k = |log2(C)/gamma + b/gamma|_odd, as the PyTorch listing in
     the ECA paper computes it: truncate to an integer, then add 1 if even. This is the nearest

@@ -1,4 +1,5 @@
-"""Notebook 07, Efficiency and beyond: GCNet's context and its non-local form, the module, ECA."""
+"""Notebook 07, Efficiency and beyond: the non-local block with one map (GCNet's derivation),
+the GC module, ECA's gate and module."""
 
 from __future__ import annotations
 
@@ -9,65 +10,87 @@ import numpy as np
 
 from .. import reference
 from .core import Case, check_exercise, exercise
-from .module_check import _new_block_output, check_module
+from .module_check import _new_block_output, _torch_calls, check_module
 
 if TYPE_CHECKING:
     from torch import nn
 
 
-@exercise(
-    points=1,
-    idea="a 1 x 1 convolution (a dot product with w_k over channels, plus b_k) scores every "
-         "position; a stable softmax over positions gives the map a, which pools the features "
-         "into one context vector.",
-    hint="flat = x.reshape(B, C, -1); scores = np.einsum('c,bcn->bn', w_k, flat) + b_k; "
-         "subtract the row maximum before np.exp (large inputs!), normalise each row to sum "
-         "1, and return (np.einsum('bcn,bn->bc', flat, a), a).")
-def gc_context(fn: Callable) -> Callable:
-    """Notebook 07: GCNet's context modelling ``fn(x, w_k, b_k) -> (context, a)``."""
-    rng = np.random.default_rng(18)
-    cases = [Case((rng.normal(size=(2, 5, 3, 4)), rng.normal(size=5), 0.3)),
-             Case((rng.normal(size=(1, 3, 2, 2)) * 30, rng.normal(size=3), -2.0)),
-             Case((rng.normal(size=(1, 4, 5, 1)), np.zeros(4), 0.0)),
-             Case((np.full((1, 2, 2, 2), 40.0) * [[[[1.0]], [[0.5]]]],  # scores near 1,000:
-                   np.array([20.0, 2.0]), 1.0)),                      # exp overflows unshifted
-             Case((np.concatenate([np.full((1, 2, 2, 2), 40.0), np.full((1, 2, 2, 2), -40.0)])
-                   + rng.normal(size=(2, 2, 2, 2)), np.array([20.0, 2.0]), 1.0)),   # +/- 880
-             Case((np.array([[[[0.0, 40.0, 80.0]], [[1.0, 0.0, -1.0]]]]),   # one row of scores
-                   np.array([10.0, 0.5]), 0.0))]                          # spans 0 to 800
-    return check_exercise(
-        fn, reference.gc_context, cases, title="gc_context", rtol=1e-6, atol=1e-9)
+def _full_block_at_zero_theta(x: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The whole non-local block with W_theta = 0: (output, row 0 of its attention matrix)."""
+    inter, channels = params["w_phi"].shape
+    out, f = reference.nonlocal_forward(x, {**params, "w_theta": np.zeros((inter, channels))},
+                                        "embedded")
+    return out, f[:, 0]
+
+
+def _query_free_params(channels: int, inter: int, rng: np.random.Generator,
+                       theta_bias: float = 1.0) -> dict:
+    """A non-local block's parameters without w_theta (it is zero), in the order the block
+    uses them."""
+    p = reference.init_nonlocal(channels, inter, "embedded", rng)
+    return {"b_theta": p["b_theta"] * theta_bias, "w_phi": p["w_phi"], "b_phi": p["b_phi"],
+            "w_g": p["w_g"], "b_g": p["b_g"], "w_z": p["w_z"], "b_z": p["b_z"],
+            "gamma": p["gamma"], "beta": p["beta"]}
+
+
+def _query_free_memory(fn: Callable) -> str | None:
+    """None when ``fn`` never holds anything near an N x N array (NumPy's peak, tracemalloc)."""
+    import functools
+    import sys
+
+    from ..measure import peak_bytes
+
+    rng = np.random.default_rng(27)
+    n_side, c = 32, 8
+    x = rng.normal(size=(1, c, n_side, n_side))
+    params = _query_free_params(c, 4, rng)
+    ran = _torch_calls(functools.partial(fn, x[:, :, :4, :4], params)) if (
+        "torch" in sys.modules) else []
+    if ran:
+        return (f"your function computes with PyTorch (it called {ran[0][0]}), but this "
+                "exercise is NumPy: its memory is measured through NumPy's allocations, which "
+                "PyTorch's are not. Write it with np.* functions on the arrays you are given.")
+    try:
+        _, peak = peak_bytes(fn, x, params)
+    except RuntimeError as exc:
+        return (f"{exc}: your function switched tracemalloc off or restarted it, which ends "
+                "any measurement around it. Measure memory outside the function, not inside.")
+    n = n_side * n_side
+    full = n * n * 8
+    if peak < full / 4:
+        return None
+    return (f"with N = {n} positions your function needed {peak / 2**20:.1f} MiB at its peak, "
+            f"as much as an N x N matrix ({full / 2**20:.1f} MiB). The numbers are right, but "
+            "the point of the derivation is that one map serves every query: compute the N "
+            "scores once and never build an N x N array (O(NC) memory).")
 
 
 @exercise(
-    points=2,
-    idea="write the block the non-local way: score every key once (w_k . x_j + b_k), take a "
-         "stable softmax over the keys, and give every query that same row of an N x N matrix "
-         "(not a softmax over the queries); each query then averages all positions with its row "
-         "(its own context), the transform (W1 and b1, LayerNorm over the C/r numbers of each "
-         "query with eps 1e-5, ln_gamma and ln_beta, ReLU, W2 and b2) runs on every query's "
-         "context, and the result is added to x at that query's position.",
-    hint="tokens = x.reshape(B, C, N).transpose(0, 2, 1) is (B, N, C); scores = tokens @ w_k + "
-         "b_k is (B, N); row = its softmax over axis 1 (subtract the row maximum first); "
-         "A = np.repeat(row[:, None, :], N, axis=1); y = A @ tokens; h = y @ w1.T + b1; "
-         "h = (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + 1e-5) * "
-         "ln_gamma + ln_beta, then np.maximum(h, 0); t = h @ w2.T + b2 is (B, N, C); return "
-         "(x + t.transpose(0, 2, 1).reshape(x.shape), A).")
-def gc_as_nonlocal(fn: Callable) -> Callable:
-    """Notebook 07: the GC block computed as a non-local block whose attention rows are all
-    the same, ``fn(x, params) -> (z (B, C, H, W), attention (B, N, N))``."""
-    rng = np.random.default_rng(20)
-
-    def params(channels: int, reduction: int, b_k: float, **change: np.ndarray) -> dict:
-        return {**reference.init_gc(channels, reduction, rng), "b_k": b_k, **change}
-
-    cases = [Case((rng.normal(size=(2, 8, 3, 4)), params(8, 2, 0.3))),
-             Case((rng.normal(size=(3, 9, 2, 5)), params(9, 3, -2.0))),
-             Case((rng.normal(size=(1, 6, 4, 1)), params(6, 1, 0.0))),
-             Case((40.0 + rng.normal(size=(1, 4, 2, 3)),                # scores near 900: exp
-                   params(4, 2, 1.0, w_k=np.array([20.0, 2.0, -1.0, 0.5]))))]  # overflows
-    return check_exercise(
-        fn, reference.gc_as_nonlocal, cases, title="gc_as_nonlocal", rtol=1e-7, atol=1e-10)
+    points=3,
+    idea="with W_theta = 0 every query theta_i is the same vector b_theta, so the score of key "
+         "j does not depend on i: every row of the softmax is one map a over the keys. Expand "
+         "b_theta . phi_j to see which vector scores x_j and which term the softmax ignores. "
+         "The weights of a sum to 1, so a bias inside the weighted sum comes out unchanged, and "
+         "everything after the sum is the same for every query: one vector, added at every "
+         "position.",
+    hint="flat = x.reshape(B, C, N); w_k = params['w_phi'].T @ params['b_theta'] (C,); scores "
+         "= np.einsum('c,bcn->bn', w_k, flat); a = a stable softmax over axis 1 (subtract the "
+         "row maximum); c = np.einsum('bcn,bn->bc', flat, a); y = c @ w_g.T + b_g; t = (y @ "
+         "w_z.T + b_z) * gamma / np.sqrt(1 + reference.BN_EPS) + beta; return "
+         "(x + t[:, :, None, None], a).")
+def query_free_nonlocal(fn: Callable) -> Callable:
+    """Notebook 07: the embedded-Gaussian non-local block with W_theta = 0, computed without
+    an N x N array, ``fn(x, params) -> (out (B, C, H, W), a (B, N))``; compared with the whole
+    block (``reference.nonlocal_forward``) at W_theta = 0, then its memory at N = 1,024."""
+    rng = np.random.default_rng(21)
+    cases = [Case((rng.normal(size=(2, 6, 2, 5)), _query_free_params(6, 6, rng))),  # C_i = C
+             Case((rng.normal(size=(2, 8, 3, 4)), _query_free_params(8, 4, rng))),
+             Case((rng.normal(size=(3, 5, 4, 1)), _query_free_params(5, 3, rng))),
+             Case((rng.normal(size=(1, 4, 3, 3)) * 3,                     # scores in the
+                   _query_free_params(4, 4, rng, theta_bias=300.0)))]     # thousands: overflow
+    return check_exercise(fn, _full_block_at_zero_theta, cases, title="query_free_nonlocal",
+                          rtol=1e-7, atol=1e-10, then=_query_free_memory)
 
 
 def _gc_starts_as_identity(module: nn.Module, shape: tuple[int, ...]) -> str | None:
@@ -105,12 +128,13 @@ def _gc_starts_as_identity(module: nn.Module, shape: tuple[int, ...]) -> str | N
 
 @exercise(
     points=2,
-    idea="context modelling: a 1x1 convolution named context (C to 1, with bias) scores every "
-         "position, a softmax over the H*W positions (not over channels) makes one map, and the "
-         "map pools x into a context vector (B, C, 1, 1); transform: an nn.Sequential named "
-         "transform of a 1x1 convolution C to C // r, nn.LayerNorm([C // r, 1, 1]), ReLU and a "
-         "1x1 convolution C // r to C; fusion: add the result to x at every position. The last "
-         "convolution starts at zero, so a new block is the identity.",
+    idea="three steps, as in the derivation: context modelling scores every position, takes a "
+         "softmax over the H*W positions of each example (not over channels, which a single "
+         "score map would turn into all ones) and pools x with that map into one context per "
+         "example; a bottleneck transforms the context, with the LayerNorm before the ReLU; "
+         "fusion adds the result at every position. The parameter names and shapes in the "
+         "exercise fix the layers; the last layer starts at zero so that a new block is the "
+         "identity.",
     hint="in __init__: self.context = nn.Conv2d(channels, 1, 1); hidden = channels // "
          "reduction; self.transform = nn.Sequential(nn.Conv2d(channels, hidden, 1), "
          "nn.LayerNorm([hidden, 1, 1]), nn.ReLU(), nn.Conv2d(hidden, channels, 1)); then "
@@ -150,11 +174,11 @@ def eca_gate(fn: Callable) -> Callable:
 
 @exercise(
     points=2,
-    idea="squeeze each channel to its mean over H and W, read the C means as one sequence of "
-         "length C (one input channel), slide one k-tap kernel along it with no bias and k // 2 "
-         "zeros padded at each end, so that each channel's window is centred on it, take the "
-         "sigmoid and scale each channel of x. k is kernel_size when given, else psi(C) as the "
-         "paper's code listing rounds it (truncate, then make an even value odd by adding 1).",
+    idea="squeeze each channel to its mean over H and W and treat the C means as a sequence "
+         "with one channel: one k-tap kernel, the same for every channel and without a bias, "
+         "slides along it, with zeros beyond both ends so that each channel's window is centred "
+         "on it and C gates come out; the sigmoid of each gates its channel. k is kernel_size "
+         "when given, else psi(C) rounded as the paper's code listing rounds it.",
     hint="in __init__: t = int(abs((np.log2(channels) + 1) / 2)); k = kernel_size if "
          "kernel_size is not None else (t if t % 2 else t + 1); self.conv = nn.Conv1d(1, 1, k, "
          "padding=k // 2, bias=False). In forward: y = x.mean((2, 3))[:, None, :] is (B, 1, C); "
