@@ -70,4 +70,44 @@ def fold_attention(fn: Callable) -> Callable:
     def explicit(x: np.ndarray, affinity: str) -> np.ndarray:
         _, _, t, h, w = x.shape
         return reference.masked_attention(x, reference.affinity_mask(t, h, w, affinity))
-    return check_exercise(fn, explicit, cases, title="fold_attention")
+    return check_exercise(fn, explicit, cases, title="fold_attention",
+                          idea=_fold_diagnosis(fn, cases[0].args[0]))
+
+
+def _softmax_attend(z: np.ndarray, scale: float, axis: int) -> np.ndarray:
+    s = z @ z.transpose(0, 2, 1) / scale
+    e = np.exp(s - s.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True) @ z
+
+
+def _fold_diagnosis(fn: Callable, x: np.ndarray) -> str | None:
+    """The first-level message, led by the mistake the learner's answer matches (if any):
+    the wrong axes folded, the scale forgotten, the softmax over the queries."""
+    from .core import EXERCISES
+
+    idea = EXERCISES["fold_attention"].idea
+    b, c, t, h, w = x.shape
+    z = x.transpose(0, 2, 3, 4, 1).reshape(b * t, h * w, c)
+
+    def unfold(y: np.ndarray) -> np.ndarray:
+        return y.reshape(b, t, h, w, c).transpose(0, 4, 1, 2, 3)
+    mistakes = {
+        "your 'space' answer equals attention over 'time' (or over the whole clip): it "
+        "folds the wrong axes into the batch. ": [reference.fold_attention(x, "time"),
+                                                   reference.fold_attention(x, "spacetime")],
+        "your answer matches attention without the 1/sqrt(C) scale of the scores. ":
+            [unfold(_softmax_attend(z, 1.0, -1))],
+        "your answer matches a softmax over the queries (axis -2) instead of the keys. ":
+            [unfold(_softmax_attend(z, np.sqrt(c), -2))],
+        "your answer matches reshaping (B, C, T, H, W) straight into groups of tokens: a "
+        "reshape without moving the channel axis last mixes channels and positions. ":
+            [_softmax_attend(x.reshape(b * t, h * w, c), np.sqrt(c), -1).reshape(x.shape)],
+    }
+    try:
+        got = np.asarray(fn(x.copy(), "space"), dtype=float)
+    except Exception:  # noqa: BLE001 (blank, or a crash the check itself will report)
+        return None
+    for message, outputs in mistakes.items():
+        if any(got.shape == o.shape and np.allclose(got, o, atol=1e-8) for o in outputs):
+            return message + idea[0].upper() + idea[1:]
+    return None
