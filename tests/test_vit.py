@@ -1,6 +1,8 @@
 """The tiny Vision Transformer: multi-head attention as non-local operations, the patch
 embedding, the backends, the counts, the gradients."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -208,3 +210,102 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match=r"params\['w_phi'\] must have shape \(8, 8\)"):
         MultiHeadAttention(8, 2).load_reference(
             {**_mha_params(8, np.random.default_rng(0)), "w_phi": np.ones((4, 8))})
+
+
+# ---------------------------------------------------------------------------------------------
+# The recorded study of notebook 07 (data/vit_study.csv)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _study_data():
+    from utils.datasets import cluttered_digits
+    from utils.vit import read_study
+
+    runs, curves = read_study(ROOT / "data" / "vit_study.csv")
+    train = cluttered_digits(runs[0]["train_scenes"], split="train", seed=0)
+    test = cluttered_digits(runs[0]["test_scenes"], split="test", seed=0)
+    return runs, curves, train, test
+
+
+def test_the_hybrid_is_the_vit_on_a_convolutions_feature_map():
+    from utils.vit import STUDY_SIZE, HybridViT, study_model
+
+    torch.manual_seed(0)
+    hybrid = HybridViT(**STUDY_SIZE, stem_channels=8)
+    assert hybrid.embed.proj.in_channels == 8 and hybrid.stem[0].in_channels == 1
+    x = torch.randn(2, 1, 40, 40)
+    with torch.no_grad():
+        assert hybrid(x).shape == (2, 10)
+        torch.testing.assert_close(hybrid.tokens(x), TinyViT.tokens(hybrid, hybrid.stem(x)))
+    assert count_parameters(study_model("hybrid ViT")) == (
+        vit_parameter_count(40, 5, 8, 10, 64, 2, 128) + 9 * 8 + 2 * 8)
+    with pytest.raises(ValueError, match="model must be one of"):
+        study_model("ResNet")
+
+
+def test_warmup_then_cosine_schedule():
+    from utils.vit import warmup_cosine
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = warmup_cosine(opt, 4, 12)
+    rates = []
+    for _ in range(12):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert rates[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert rates[4] == pytest.approx(1.0) and rates[-1] == pytest.approx(
+        0.5 * (1 + np.cos(np.pi * 7 / 8)))
+    assert all(a >= b for a, b in zip(rates[3:], rates[4:], strict=False))
+    with pytest.raises(ValueError, match="warmup_steps"):
+        warmup_cosine(opt, 12, 12)
+
+
+def test_the_recorded_study_is_complete_and_consistent():
+    runs, curves, _, test = _study_data()
+    from utils.vit import STUDY_MODELS, STUDY_RECIPE
+
+    assert {(r["model"], r["seed"]) for r in runs} == {
+        (m, s) for m in STUDY_MODELS for s in range(5)}
+    for r in runs:
+        assert r["epochs"] == STUDY_RECIPE["epochs"] and r["threads"] == 1
+        predictions = np.array([int(p) for p in r["predictions"]])
+        assert len(predictions) == r["test_scenes"] == len(test.labels)
+        assert np.isclose((predictions == test.labels).mean(), r["test_accuracy"])
+        last = [c for c in curves if (c["model"], c["seed"]) == (r["model"], r["seed"])][-1]
+        assert last["epoch"] == r["epochs"] and np.isclose(last["train_loss"], r["final_loss"])
+
+
+def test_retraining_the_first_epochs_of_a_recorded_run_gives_the_recorded_curve():
+    """The first two epochs of the ViT's seed-0 run, with the recorded schedule, on one
+    thread: the notebook's live check, in a test."""
+    from utils.vit import study_run
+
+    runs, curves, train, test = _study_data()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _, live, _ = study_run("ViT", 0, train, test, stop_after=2)
+    finally:
+        torch.set_num_threads(threads)
+    recorded = next(c for c in curves if (c["model"], c["seed"], c["epoch"]) == ("ViT", 0, 2))
+    assert live[-1]["train_loss"] == pytest.approx(recorded["train_loss"], abs=1e-3)
+    assert live[-1]["test_accuracy"] == pytest.approx(recorded["test_accuracy"], abs=0.005)
+
+
+@pytest.mark.slow
+def test_retraining_a_whole_recorded_run_gives_its_recorded_accuracies():
+    """The CNN's seed-0 run, all 30 epochs (minutes on one core)."""
+    from utils.vit import study_run
+
+    runs, _, train, test = _study_data()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        row, _, _ = study_run("CNN", 0, train, test)
+    finally:
+        torch.set_num_threads(threads)
+    recorded = next(r for r in runs if (r["model"], r["seed"]) == ("CNN", 0))
+    assert row["train_accuracy"] == pytest.approx(recorded["train_accuracy"], abs=0.01)
+    assert row["test_accuracy"] == pytest.approx(recorded["test_accuracy"], abs=0.01)

@@ -17,6 +17,10 @@ The link to the rest of the course, in three steps:
 The attention has the same two backends as ``utils.modules.NonLocalBlock``: 'matmul' (the
 explicit N x N matrix, which ``keep_attention`` can keep for plots) and 'sdpa' (PyTorch's
 fused ``scaled_dot_product_attention``). Tokens are batch-first, (B, N, D).
+
+``HybridViT`` is the paper's hybrid (patches of a CNN feature map). ``python -m utils.vit``
+runs notebook 07's recorded study: the course's CNN, the ViT and the hybrid trained with one
+recipe until they fit (``study_run``; ``data/vit_study.csv`` and ``_curves.csv``).
 """
 
 from __future__ import annotations
@@ -299,3 +303,218 @@ def vit_macs(image_size: int | tuple[int, int], patch_size: int, in_channels: in
                                          depth, mlp_dim)
     t = n + 1
     return n * p * p * c * d + depth * (4 * t * d * d + 2 * t * t * d + 2 * t * d * m) + d * k
+
+
+class HybridViT(TinyViT):
+    """The paper's **hybrid** (Sec. 3.1, "Hybrid Architecture"): the patch embedding E of
+    eq. 1 is applied to patches of a CNN feature map instead of raw pixels. Here the CNN is
+    one 3x3 convolution (``stem_channels`` filters, 'same' padding, stride 1), batch norm and
+    a ReLU, so the feature map keeps the image's size and the P x P patches, the tokens, the
+    encoder and the head are those of ``TinyViT``. The convolution gives every token a local,
+    translation-equivariant feature detector before the first attention layer."""
+
+    def __init__(self, image_size: int | tuple[int, int] = 40, patch_size: int = 5,
+                 in_channels: int = 1, num_classes: int = 10, dim: int = 64, depth: int = 2,
+                 heads: int = 4, mlp_dim: int = 128, backend: str = "sdpa",
+                 stem_channels: int = 8):
+        stem_channels = positive_int(stem_channels, "stem_channels")
+        super().__init__(image_size, patch_size, stem_channels, num_classes, dim, depth, heads,
+                         mlp_dim, backend)
+        in_channels = positive_int(in_channels, "in_channels")
+        conv = nn.Conv2d(in_channels, stem_channels, 3, padding=1, bias=False)
+        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+        self.stem = nn.Sequential(conv, nn.BatchNorm2d(stem_channels), nn.ReLU())
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.ndim != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"HybridViT expects images (B, C, H, W), got {shape}")
+        return super().tokens(self.stem(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# The recorded study of notebook 07: CNN, ViT and hybrid trained until they fit
+
+STUDY_MODELS = ("CNN", "ViT", "hybrid ViT")
+STUDY_SIZE = dict(image_size=40, patch_size=5, in_channels=1, num_classes=10, dim=64, depth=2,
+                  heads=4, mlp_dim=128)
+STUDY_RECIPE = dict(epochs=30, batch_size=32, lr=1e-3, weight_decay=0.05, warmup=3)
+STUDY_FIELDS = ("model", "seed", "epochs", "batch_size", "lr", "weight_decay", "warmup",
+                "train_scenes", "test_scenes", "train_accuracy", "test_accuracy", "final_loss",
+                "parameters", "seconds", "threads", "device", "torch", "date", "predictions")
+CURVE_FIELDS = ("model", "seed", "epoch", "lr", "train_loss", "train_accuracy", "test_accuracy")
+
+
+def study_model(name: str) -> nn.Module:
+    """A new model of the study: the course's small ResNet ('CNN'), ``TinyViT`` ('ViT') or
+    ``HybridViT`` ('hybrid ViT'), all at ``STUDY_SIZE``."""
+    from .models import small_resnet
+
+    if name == "CNN":
+        return small_resnet()
+    if name == "ViT":
+        return TinyViT(**STUDY_SIZE)
+    if name == "hybrid ViT":
+        return HybridViT(**STUDY_SIZE)
+    raise ValueError(f"model must be one of {STUDY_MODELS}, got {name!r}")
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int,
+                  total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning rate rises linearly from lr / warmup_steps to lr over ``warmup_steps``
+    steps, then falls to zero along half a cosine by ``total_steps`` (the paper's recipe:
+    linear warm-up, then cosine decay)."""
+    warmup_steps = positive_int(warmup_steps, "warmup_steps")
+    total_steps = positive_int(total_steps, "total_steps")
+    if warmup_steps >= total_steps:
+        raise ValueError(f"warmup_steps ({warmup_steps}) must be fewer than total_steps "
+                         f"({total_steps})")
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return 0.5 * (1 + np.cos(np.pi * (step - warmup_steps) / (total_steps - warmup_steps)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def study_run(name: str, seed: int, train, test, *, epochs: int = STUDY_RECIPE["epochs"],
+              batch_size: int = STUDY_RECIPE["batch_size"], lr: float = STUDY_RECIPE["lr"],
+              weight_decay: float = STUDY_RECIPE["weight_decay"],
+              warmup: int = STUDY_RECIPE["warmup"], stop_after: int | None = None,
+              curve_examples: int = 1000, curve_every: int = 2,
+              progress: str = "off") -> tuple[dict, list[dict], nn.Module]:
+    """Train one model of the study on the CPU: AdamW (``weight_decay``), batches of
+    ``batch_size`` in an order fixed by ``seed``, ``warmup`` epochs of linear warm-up to
+    ``lr``, then cosine decay to zero at ``epochs``. After every ``curve_every``-th epoch (and
+    the last) the model is evaluated on the first ``curve_examples`` training scenes and on
+    the whole test set (the curves). ``progress`` ('auto', 'bar', 'text', 'off') reports each
+    epoch.
+
+    ``stop_after`` ends the run after that many epochs *of the same schedule*: the first k
+    epochs of a recorded run, which is how a notebook or a test re-trains part of a run and
+    compares it with the recorded curve. Returns (the run's row, its curve rows, the model);
+    the row's accuracies are on every training scene and every test scene, and
+    ``predictions`` holds the predicted class of each test scene as a string of digits.
+    """
+    import time
+
+    from .measure import device_name
+    from .runtime import seed_everything
+    from .training import Progress, _chunks, evaluate, evaluate_epoch, train_one_epoch
+
+    epochs = positive_int(epochs, "epochs")
+    stop = epochs if stop_after is None else positive_int(stop_after, "stop_after")
+    if stop > epochs:
+        raise ValueError(f"stop_after ({stop}) must not exceed epochs ({epochs})")
+    seed_everything(seed)
+    model = study_model(name)
+    x, y = torch.as_tensor(train.images), torch.as_tensor(train.labels)
+    x_test, y_test = torch.as_tensor(test.images), torch.as_tensor(test.labels)
+    steps = len(x) // batch_size
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    schedule = warmup_cosine(optimizer, warmup * steps, epochs * steps)
+    generator = torch.Generator().manual_seed(seed)
+    curve, seconds = [], 0.0
+    bar = Progress(stop, f"{name} seed {seed} epoch", progress)
+    for epoch in range(1, stop + 1):
+        rate = optimizer.param_groups[0]["lr"]
+        start = time.perf_counter()
+        order = torch.randperm(len(x), generator=generator)
+        batches = ((x[i], y[i]) for i in (order[k * batch_size:(k + 1) * batch_size]
+                                          for k in range(steps)))
+        loss = train_one_epoch(model, batches, optimizer, schedule)
+        seconds += time.perf_counter() - start
+        bar.step(f"training loss {loss:.3f}, {seconds:.0f} s")
+        if epoch % curve_every and epoch != stop:
+            continue
+        _, seen = evaluate_epoch(model, _chunks(x[:curve_examples], y[:curve_examples], 250))
+        _, acc = evaluate_epoch(model, _chunks(x_test, y_test, 250))
+        curve.append({"model": name, "seed": seed, "epoch": epoch, "lr": rate,
+                      "train_loss": loss, "train_accuracy": seen, "test_accuracy": acc})
+    bar.close()
+    train_accuracy = evaluate(model, train, device=torch.device("cpu"))[0]
+    test_accuracy, _, predictions = evaluate(model, test, device=torch.device("cpu"))
+    row = {"model": name, "seed": seed, "epochs": stop, "batch_size": batch_size, "lr": lr,
+           "weight_decay": weight_decay, "warmup": warmup, "train_scenes": len(x),
+           "test_scenes": len(x_test), "train_accuracy": train_accuracy,
+           "test_accuracy": test_accuracy, "final_loss": curve[-1]["train_loss"],
+           "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+           "seconds": seconds, "threads": torch.get_num_threads(),
+           "device": device_name(torch.device("cpu")), "torch": torch.__version__,
+           "date": __import__("datetime").date.today().isoformat(),
+           "predictions": "".join(str(int(p)) for p in predictions)}
+    return row, curve, model
+
+
+def read_study(path) -> tuple[list[dict], list[dict]]:
+    """The recorded study: (runs, curves) from ``path`` (the runs' CSV) and the curves' CSV
+    beside it (``<stem>_curves.csv``), numbers converted; lines starting with '#' skipped."""
+    import csv
+    from pathlib import Path
+
+    path = Path(path)
+
+    def rows(p: Path) -> list[dict]:
+        with open(p, newline="") as handle:
+            lines = [line for line in handle if not line.startswith("#")]
+        out = []
+        for r in csv.DictReader(lines):
+            for k, v in r.items():
+                if k in ("model", "device", "torch", "date", "predictions"):
+                    continue
+                r[k] = float(v) if any(c in v for c in ".e") else int(v)
+            out.append(r)
+        return out
+
+    return rows(path), rows(path.with_name(path.stem + "_curves.csv"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m utils.vit``: notebook 07's recorded study. Trains the CNN, the ViT and the
+    hybrid ViT for every seed on notebook 02's cluttered digits (3,000 training and 1,000
+    test scenes) with one recipe (AdamW, warm-up, cosine decay) until they fit, one thread,
+    and appends one row per run to ``--csv`` and one row per epoch to its ``_curves.csv``."""
+    import argparse
+    import csv
+    import shlex
+    import sys
+    from pathlib import Path
+
+    from .datasets import cluttered_digits
+
+    parser = argparse.ArgumentParser(prog="python -m utils.vit", description=main.__doc__)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--model", nargs="+", default=list(STUDY_MODELS), choices=STUDY_MODELS)
+    parser.add_argument("--epochs", type=int, default=STUDY_RECIPE["epochs"])
+    parser.add_argument("--lr", type=float, default=STUDY_RECIPE["lr"])
+    parser.add_argument("--csv", default="data/vit_study.csv")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    command = "OMP_NUM_THREADS=1 python -m utils.vit " + shlex.join(
+        argv if argv is not None else sys.argv[1:])
+    path = Path(args.csv)
+    curves = path.with_name(path.stem + "_curves.csv")
+    for p, fields in ((path, STUDY_FIELDS), (curves, CURVE_FIELDS)):
+        if not p.exists() or p.read_text() == "":
+            with open(p, "w") as handle:
+                handle.write(f"# {command}\n")
+                csv.writer(handle, lineterminator="\n").writerow(fields)
+    train = cluttered_digits(3000, split="train", seed=0)
+    test = cluttered_digits(1000, split="test", seed=0)
+    for seed in args.seeds:
+        for name in args.model:
+            row, curve, _ = study_run(name, seed, train, test, epochs=args.epochs, lr=args.lr)
+            with open(path, "a") as handle:
+                csv.DictWriter(handle, STUDY_FIELDS, lineterminator="\n").writerow(row)
+            with open(curves, "a") as handle:
+                writer = csv.DictWriter(handle, CURVE_FIELDS, lineterminator="\n")
+                writer.writerows(curve)
+            print(f"{name}, seed {seed}: train {row['train_accuracy']:.3f}, test "
+                  f"{row['test_accuracy']:.3f}, loss {row['final_loss']:.3f}, "
+                  f"{row['seconds']:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
