@@ -707,6 +707,24 @@ BAD_CALLS.update({
 })
 
 
+BAD_CALLS.update({   # notebook 07: the derivation, the timing spread, the ViT study
+    "reference.query_free_nonlocal": [(lambda: reference.query_free_nonlocal(X4, "p"),
+                                       "params must be a dict holding 'w_g'")],
+    "benchmark.time_spread": [(lambda: benchmark.time_spread("SE", torch.zeros(1, 4, 2, 2)),
+                               "module must be a torch.nn.Module"),
+                              (lambda: benchmark.time_spread(torch.nn.Identity(), torch.zeros(1),
+                                                             repeats=0), "repeats must be")],
+    "vit.HybridViT": [(lambda: vit.HybridViT(stem_channels=0), "stem_channels")],
+    "vit.study_model": [(lambda: vit.study_model("ResNet"), "model must be one of")],
+    "vit.warmup_cosine": [(lambda: vit.warmup_cosine(
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), 5, 5), "warmup_steps")],
+    "vit.study_run": [(lambda: vit.study_run("ResNet", 0, None, None), "model must be one of"),
+                      (lambda: vit.study_run("CNN", 0, None, None, epochs=2, stop_after=3),
+                       "stop_after")],
+    "vit.read_study": [(lambda: vit.read_study("no/such/file.csv"), "path must be")],
+    "vit.main": [(lambda: vit.main(["--model", "ResNet"]), SystemExit)],
+})
+
 def _public_names() -> set[str]:
     names = set()
     for info in pkgutil.iter_modules(utils.__path__):

@@ -228,6 +228,12 @@ def _time(module: nn.Module, x: torch.Tensor, warmup: int, repeats: int) -> floa
 def time_spread(module: nn.Module, x: torch.Tensor, warmup: int = 2,
                 repeats: int = 5) -> tuple[float, float, float]:
     """(lower quartile, median, upper quartile) of the forward time in milliseconds."""
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"x must be a torch.Tensor (the module's input), got {type(x).__name__}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     return _quartiles(_times([module], x, warmup, repeats)[0])
 
 

@@ -453,6 +453,8 @@ def read_study(path) -> tuple[list[dict], list[dict]]:
     import csv
     from pathlib import Path
 
+    if not isinstance(path, str | Path) or not Path(path).is_file():
+        raise ValueError(f"path must be the study's CSV file (data/vit_study.csv), got {path!r}")
     path = Path(path)
 
     def rows(p: Path) -> list[dict]:
