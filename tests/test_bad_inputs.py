@@ -725,6 +725,30 @@ BAD_CALLS.update({   # notebook 07: the derivation, the timing spread, the ViT s
     "vit.main": [(lambda: vit.main(["--model", "ResNet"]), SystemExit)],
 })
 
+
+BAD_CALLS.update({   # notebook 06: the folding, the grid code, the recorded sweep's clips; stats
+    "models.grid_position_code": [(lambda: models.grid_position_code(5, 2, 2, 2),
+                                   "channels must be at least 6"),
+                                  (lambda: models.grid_position_code(6, 0, 2, 2), "frames")],
+    "reference.fold_attention": [(lambda: reference.fold_attention(np.ones((1, 2, 2, 2)), "space"),
+                                  "x must have 5 dimensions"),
+                                 (lambda: reference.fold_attention(np.ones((1, 2, 2, 2, 2)),
+                                                                   "spaces"),
+                                  "affinity must be one of")],
+    "reference.masked_attention": [(lambda: reference.masked_attention(np.ones((1, 2, 2, 2, 2)),
+                                                                       np.ones((3, 3), bool)),
+                                    "mask must be a (8, 8) bool array")],
+    "train_video.recorded_correctness": [(lambda: train_video.recorded_correctness([], (0, 1), 0),
+                                          "clips_per_class must be a positive integer"),
+                                         (lambda: train_video.recorded_correctness([], (0, 1), 5),
+                                          "runs must hold at least one run")],
+    "stats.bootstrap_interval": [(lambda: stats.bootstrap_interval([0.5, 0.6]),
+                                  "per_item must have 2 dimensions"),
+                                 (lambda: stats.bootstrap_interval([[0.5]]),
+                                  "at least one seed and two items")],
+})
+
+
 def _public_names() -> set[str]:
     names = set()
     for info in pkgutil.iter_modules(utils.__path__):
