@@ -87,3 +87,16 @@ def test_bootstrap_of_a_paired_difference_resamples_both_models_together():
     same = bootstrap_interval(base, base)
     assert (same.mean, same.low, same.high) == (0.0, 0.0, 0.0)
     assert bootstrap_interval(better[:3], base[:3]).verdict == "no verdict (n < 5 seeds)"
+
+
+def test_bootstrap_is_never_narrower_than_the_t_interval_over_seeds():
+    # seeds that disagree a lot, on many items: most of the noise is the seeds', and five of
+    # them leave Student's t wider than the bootstrap's percentiles would be
+    rates = np.array([0.30, 0.70, 0.50, 0.90, 0.20])
+    per_item = (np.arange(1000)[None] < rates[:, None] * 1000).astype(float)   # (5, 1000)
+    over_seeds = t_interval(per_item.mean(1))
+    both = bootstrap_interval(per_item)
+    assert (both.low, both.high) == pytest.approx((over_seeds.low, over_seeds.high))
+    assert both.low <= over_seeds.low and both.high >= over_seeds.high
+    tight = bootstrap_interval(np.ones((5, 10)) - np.eye(5, 10) * np.c_[[1, 0, 0, 0, 0]])
+    assert tight.high <= 1.0                                 # still never past the data

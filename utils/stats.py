@@ -107,10 +107,12 @@ def bootstrap_interval(per_item: Sequence[Sequence[float]] | np.ndarray,
 
     With ``baseline`` (same shape, seed i and item j of the other model) it bootstraps the
     paired difference per_item - baseline: one resample draws the same seeds and items for both
-    models. The result is an :class:`Interval` whose ``n`` is the number of seeds, so that its
-    verdict follows the course's rule; its bounds never leave the range of the resampled means
-    (no accuracy interval past 100 %). Resampling both axes is conservative when seeds and
-    items interact; ``seed`` fixes the resampling.
+    models. With a handful of seeds a percentile bootstrap is narrower than Student's t (it
+    knows nothing of how few the seeds are), so the interval returned is never narrower than
+    the t-interval over the seeds' means: it spans both. The result is an :class:`Interval`
+    whose ``n`` is the number of seeds, so that its verdict follows the course's rule; its
+    bounds never leave the range of the scores (no accuracy interval past 100 %). Resampling
+    both axes is conservative when seeds and items interact; ``seed`` fixes the resampling.
     """
     values = as_float_array(per_item, "per_item", ndim=2)
     if baseline is not None:
@@ -138,4 +140,8 @@ def bootstrap_interval(per_item: Sequence[Sequence[float]] | np.ndarray,
         means[start:start + b] = np.einsum("bn,bn->b", rows @ values, cols) / (seeds * items)
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
+    if seeds >= 2:        # never narrower than Student's t over the seeds' means
+        over_seeds = t_interval(values.mean(1), confidence)
+        low = max(min(low, over_seeds.low), values.min())
+        high = min(max(high, over_seeds.high), values.max())
     return Interval(float(values.mean()), float(low), float(high), seeds, confidence)
