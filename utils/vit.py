@@ -25,6 +25,8 @@ recipe until they fit (``study_run``; ``data/vit_study.csv`` and ``_curves.csv``
 
 from __future__ import annotations
 
+import datetime
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -442,7 +444,7 @@ def study_run(name: str, seed: int, train, test, *, epochs: int = STUDY_RECIPE["
            "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
            "seconds": seconds, "threads": torch.get_num_threads(),
            "device": device_name(torch.device("cpu")), "torch": torch.__version__,
-           "date": __import__("datetime").date.today().isoformat(),
+           "date": datetime.date.today().isoformat(),
            "predictions": "".join(str(int(p)) for p in predictions)}
     return row, curve, model
 
