@@ -1,11 +1,16 @@
-"""Checker corpus of notebook 07's derivation exercise ``query_free_nonlocal``: right answers
-written in other ways, and the mistakes a learner deriving the block with one map would
-plausibly make."""
+"""Checker corpus of notebook 07's exercises ``query_free_nonlocal`` (deriving the block with
+one map) and ``MultiHeadAttention`` (the core of a vision transformer): right answers written
+in other ways, and the mistakes a learner would plausibly make."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.special
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 from utils import reference
 
@@ -59,6 +64,74 @@ def _qf_with_constant(x, p):
     return x + z[:, :, None, None], a
 
 
+def _mha(*, way="sdpa", split="right", merge="right", scale="sqrt_d", softmax_dim=-1,
+         project=True):
+    """A learner's MultiHeadAttention: right by default, each argument one way to go wrong."""
+
+    class MultiHeadAttention(nn.Module):
+        def __init__(self, dim, heads=1):
+            super().__init__()
+            self.heads = heads
+            self.theta, self.phi, self.g, self.w_z = (nn.Linear(dim, dim) for _ in range(4))
+
+        def _split(self, u):
+            b, t, dim = u.shape
+            d = dim // self.heads
+            if split == "none":                       # one head over all D channels
+                return u[:, None]
+            if split == "no_transpose":               # (B, T, D) read as (B, h, T, d)
+                return u.reshape(b, self.heads, t, d)
+            if split == "interleaved":                # head k gets channels k, k + h, ...
+                return u.reshape(b, t, d, self.heads).permute(0, 3, 1, 2)
+            return u.reshape(b, t, self.heads, d).transpose(1, 2)
+
+        def forward(self, x):
+            b, t, dim = x.shape
+            d = dim // self.heads
+            q, k, v = (self._split(f(x)) for f in (self.theta, self.phi, self.g))
+            factor = {"sqrt_d": 1 / math.sqrt(d), "d": 1 / d, "sqrt_D": 1 / math.sqrt(dim),
+                      "none": 1.0}[scale]
+            if way == "sdpa":
+                y = F.scaled_dot_product_attention(q, k, v, scale=factor)
+            elif way == "einsum":
+                a = torch.einsum("bhid,bhjd->bhij", q, k) * factor
+                y = torch.einsum("bhij,bhjd->bhid", a.softmax(dim=softmax_dim), v)
+            else:
+                a = torch.softmax(q @ k.transpose(-1, -2) * factor, dim=softmax_dim)
+                y = a @ v
+            if merge == "no_transpose":               # (B, h, T, d) read as (B, T, D)
+                y = y.reshape(b, t, dim)
+            else:
+                y = y.transpose(1, 2).reshape(b, t, dim)
+            return self.w_z(y) if project else y
+
+    return MultiHeadAttention
+
+
+class _MHALoop(nn.Module):
+    """Right: a loop over the heads, each a slice of channels, softmax written out."""
+
+    def __init__(self, dim, heads=1):
+        super().__init__()
+        self.heads = heads
+        self.theta = nn.Linear(dim, dim)
+        self.phi = nn.Linear(dim, dim)
+        self.g = nn.Linear(dim, dim)
+        self.w_z = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        d = x.shape[-1] // self.heads
+        q, k, v = self.theta(x), self.phi(x), self.g(x)
+        outs = []
+        for h in range(self.heads):
+            s = slice(h * d, (h + 1) * d)
+            scores = q[..., s] @ k[..., s].transpose(1, 2) / d ** 0.5
+            scores = scores - scores.amax(-1, keepdim=True)
+            w = scores.exp()
+            outs.append((w / w.sum(-1, keepdim=True)) @ v[..., s])
+        return self.w_z(torch.cat(outs, dim=-1))
+
+
 CORPUS = {
     "query_free_nonlocal": (
         [lambda x, p: _qf(x, p),
@@ -74,4 +147,15 @@ CORPUS = {
          lambda x, p: _qf(x, p, residual=False),                        # no residual
          lambda x, p: _qf(x, p, matrix=True),                           # an N x N matrix
          lambda x, p: _qf(x, p)[0]]),                                   # the map not returned
+    "MultiHeadAttention": (
+        [_mha(), _mha(way="einsum"), _mha(way="matmul"), _MHALoop],
+        [_mha(split="none"),                                             # heads not split
+         _mha(scale="d"),                                                # 1/d, not 1/sqrt(d)
+         _mha(scale="sqrt_D"),                                           # all D channels' scale
+         _mha(scale="none", way="matmul"),                               # no scale at all
+         _mha(split="no_transpose"),                                     # reshape, no transpose
+         _mha(merge="no_transpose"),                                     # merged the wrong way
+         _mha(split="interleaved"),                                      # strided channels
+         _mha(way="matmul", softmax_dim=-2),                             # softmax over queries
+         _mha(project=False)]),                                          # w_z never applied
 }

@@ -13,7 +13,9 @@ ECA) run on every frame of a video shape, as in notebook 06.
 - Peak memory: the most memory held during one forward pass beyond the input and the
   parameters. On CUDA from the allocator's statistics; on CPU the rise of the process's
   resident-set high-water mark (Linux, reset before each measurement; large allocations are
-  forced to ``mmap`` so that freed memory goes back to the system).
+  forced to ``mmap`` so that freed memory goes back to the system). Memory is measured for
+  every module in a pass of its own, before any timing: forcing ``mmap`` slows a forward
+  pass, so the timed passes run afterwards with the allocator's normal settings.
 - Latency: median of ``--repeats`` timed forward passes after ``--warmup`` untimed ones,
   under ``torch.inference_mode``; CUDA is synchronised around each pass. ``ms_iqr`` is the
   interquartile range of those passes: the timing noise. ``--batch`` sets the batch (1 by
@@ -286,21 +288,21 @@ def run(shapes: list[tuple[int, ...]], modules: list[str] | None = None,
         if unknown:
             raise ValueError(f"unknown modules {sorted(unknown)}; choose from {sorted(specs)}")
         jobs += [(shape, name, specs[name]) for name in specs if not modules or name in modules]
+    # Memory first, for every job, in a pass of its own: on CPU the measurement serves every
+    # allocation from fresh pages (mmap), which slows a forward pass several times over, so
+    # the timed passes run afterwards, with the allocator's normal settings.
+    built, peaks = [], []
     with _mmap_every_allocation():
-        bar = Progress(len(jobs), "benchmark", progress)
-        rows = []
         reset, read = _peak_tracker(device)
-        for shape, name, (build, plain) in jobs:
-            torch.manual_seed(0)
+        for shape, name, (build, _) in jobs:
             n = math.prod(shape[1:])
-            label = "x".join(map(str, shape))
             explicit = "matmul" in name or name in ("NL dot", "NL concat")
             keys = n // 4 if "subsample" in name else n
             if explicit and batch * n * keys * 4 > max_affinity_gib * 2**30:
-                rows.append(Row(name, label, device.type, str(dtype).replace("torch.", ""),
-                                0, float("nan"), float("nan"), float("nan"), batch=batch))
-                bar.step(f"{name} {label}: skipped (N x N too large)")
+                built.append(None)
+                peaks.append(float("nan"))
                 continue
+            torch.manual_seed(0)
             module = build().eval()
             params = count_parameters(module)
             macs = count_macs(module, (1, *shape)) / 1e6
@@ -311,21 +313,35 @@ def run(shapes: list[tuple[int, ...]], modules: list[str] | None = None,
                 run_module(x)                            # compile / first-call allocations
                 reset()
                 run_module(x)
-                peak = read() / 2**20
-            ratio = low = high = None
-            if plain is None:
-                times = _times([run_module], x, warmup, repeats)[0]
-            else:
-                twin = plain(module).to(device=device, dtype=dtype).eval()
-                twin = torch.compile(twin) if compile_ else twin
-                times, twin_times = _times([run_module, twin], x, warmup, repeats)
-                ratios = [a / b for a, b in zip(times, twin_times, strict=True)]
-                low, ratio, high = _quartiles(ratios)
-            q1, ms, q3 = _quartiles(times)
-            rows.append(Row(name, label, device.type, str(dtype).replace("torch.", ""), params,
-                            macs, peak, ms, ratio, q3 - q1, low, high, batch))
-            bar.step(f"{name} {label}: {ms:.2f} ms")
-        bar.close()
+                peaks.append(read() / 2**20)
+            built.append((module, run_module, params, macs))
+            del x
+    bar = Progress(len(jobs), "benchmark", progress)
+    rows = []
+    for (shape, name, (_, plain)), made, peak in zip(jobs, built, peaks, strict=True):
+        label = "x".join(map(str, shape))
+        if made is None:
+            rows.append(Row(name, label, device.type, str(dtype).replace("torch.", ""),
+                            0, float("nan"), float("nan"), float("nan"), batch=batch))
+            bar.step(f"{name} {label}: skipped (N x N too large)")
+            continue
+        module, run_module, params, macs = made
+        torch.manual_seed(0)
+        x = torch.randn(batch, *shape, device=device, dtype=dtype)
+        ratio = low = high = None
+        if plain is None:
+            times = _times([run_module], x, warmup, repeats)[0]
+        else:
+            twin = plain(module).to(device=device, dtype=dtype).eval()
+            twin = torch.compile(twin) if compile_ else twin
+            times, twin_times = _times([run_module, twin], x, warmup, repeats)
+            ratios = [a / b for a, b in zip(times, twin_times, strict=True)]
+            low, ratio, high = _quartiles(ratios)
+        q1, ms, q3 = _quartiles(times)
+        rows.append(Row(name, label, device.type, str(dtype).replace("torch.", ""), params,
+                        macs, peak, ms, ratio, q3 - q1, low, high, batch))
+        bar.step(f"{name} {label}: {ms:.2f} ms")
+    bar.close()
     return rows
 
 
@@ -407,8 +423,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(shapes, args.modules, device, getattr(torch, args.dtype), args.compile,
                args.warmup, repeats, args.progress, batch=args.batch)
     table = markdown(rows)
+    threads = torch.get_num_threads()
     header = (f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {device_name(device)}, "
-              f"{torch.get_num_threads()} threads\n\n{environment_report()}\n\n"
+              f"{threads} thread{'s' if threads != 1 else ''}\n\n{environment_report()}\n\n"
               f"dtype {args.dtype}, compile {args.compile}, batch {args.batch}, "
               f"median of {repeats} after "
               f"{args.warmup} warm-up passes\n\n")

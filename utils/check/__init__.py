@@ -72,7 +72,13 @@ from .nb04_non_local import (
 )
 from .nb05_interaction_aware import InteractionAware, orthogonality_penalty, top_components
 from .nb06_video_attention import affinity_mask, attention_similarity, fold_attention
-from .nb07_efficiency_and_beyond import ECA, GlobalContext, eca_gate, query_free_nonlocal
+from .nb07_efficiency_and_beyond import (
+    ECA,
+    GlobalContext,
+    MultiHeadAttention,
+    eca_gate,
+    query_free_nonlocal,
+)
 from .nb08_attention_in_practice import (
     TemporalAttention,
     batch_hard_triplet_loss,
@@ -91,6 +97,7 @@ __all__ = [
     "attention_in_box", "nlmeans_weights", "embedded_attention", "dot_attention",
     "max_pool_2x2", "tiled_attention", "NonLocal", "top_components", "orthogonality_penalty",
     "InteractionAware", "affinity_mask", "attention_similarity", "fold_attention",
-    "query_free_nonlocal", "GlobalContext", "eca_gate", "ECA", "temporal_weights",
+    "query_free_nonlocal", "GlobalContext", "eca_gate", "ECA", "MultiHeadAttention",
+    "temporal_weights",
     "TemporalAttention", "retrieval_metrics", "batch_hard_triplet_loss", "export_and_quantise",
 ]

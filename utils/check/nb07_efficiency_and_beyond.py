@@ -198,3 +198,30 @@ def ECA(cls: Callable) -> Callable:
               [(3, 10, 4, 2)], [(2, 7, 3, 3)], [(2, 64, 2, 2)], [(2, 1024, 1, 2)],
               [(2, 6, 3, 2)]]
     return check_module(cls, modules.EfficientChannelAttention, builds, shapes, title="ECA")
+
+
+@exercise(
+    points=3,
+    idea="every head is one non-local operation on its own slice of d = D / h channels: after "
+         "the three projections, view the last axis as h groups of d and move the heads next "
+         "to the batch, so that each head's (T, T) scores compare tokens with its d channels "
+         "only, scaled by 1 / sqrt(d), the size of a head's dot product, not of all D channels; "
+         "the softmax runs over the keys. Then undo the split in the same order (heads back "
+         "after the tokens, then merged into D channels) before the output projection w_z.",
+    hint="in __init__: self.heads = heads; self.theta, self.phi, self.g, self.w_z = "
+         "(nn.Linear(dim, dim) for _ in range(4)). In forward: b, t, D = x.shape; d = D // "
+         "self.heads; split = lambda u: u.reshape(b, t, self.heads, d).transpose(1, 2) gives "
+         "(B, h, T, d); y = F.scaled_dot_product_attention(split(self.theta(x)), "
+         "split(self.phi(x)), split(self.g(x))) (its default scale is 1 / sqrt(d)); return "
+         "self.w_z(y.transpose(1, 2).reshape(b, t, D)).")
+def MultiHeadAttention(cls: Callable) -> Callable:
+    """Notebook 07: ``class MultiHeadAttention(nn.Module)``, ``(dim, heads)`` with the linear
+    maps ``theta``, ``phi``, ``g`` and ``w_z``; tokens (B, T, D) -> (B, T, D), h non-local
+    operations on D / h channels each, concatenated and projected."""
+    from .. import vit
+
+    builds = [Case((8,), {"heads": 4}), Case((6,), {"heads": 1}), Case((12,), {"heads": 3}),
+              Case((16,), {"heads": 2})]
+    shapes = [[(2, 5, 8), (1, 7, 8)], [(2, 4, 6)], [(3, 6, 12)], [(2, 9, 16)]]
+    return check_module(cls, vit.MultiHeadAttention, builds, shapes,
+                        title="MultiHeadAttention", large=30.0)
