@@ -214,5 +214,61 @@ EXPORT = (
      partial(_export, dtype=np.float64), partial(_export, swap=True)],
 )
 
+# --- temporal_attention_backward ------------------------------------------------------------
+
+
+def _temporal_backward_loops(dout, x, params):
+    """Right: clip by clip and frame by frame, the softmax's Jacobian as a matrix."""
+    b, c, t, h, w = x.shape
+    dx = np.zeros_like(x)
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    for i in range(b):
+        s = x[i].mean(axis=(2, 3)).T                                   # (T, C)
+        pre = s @ params["w1"].T + params["b1"]
+        hid = np.maximum(pre, 0)
+        e = hid @ params["w2"][0] + params["b2"][0]
+        a = np.exp(e - e.max())
+        a /= a.sum()
+        da = t * np.einsum("cthw,cthw->t", dout[i], x[i])
+        de = (np.diag(a) - np.outer(a, a)) @ da                       # softmax Jacobian
+        for k in range(t):
+            dpre = de[k] * params["w2"][0] * (pre[k] > 0)
+            grads["w2"][0] += de[k] * hid[k]
+            grads["b2"][0] += de[k]
+            grads["w1"] += np.outer(dpre, s[k])
+            grads["b1"] += dpre
+            dx[i, :, k] = t * a[k] * dout[i, :, k] + (dpre @ params["w1"])[:, None, None] / (h * w)
+    return dx, grads
+
+
+def _temporal_backward_autograd(dout, x, params):
+    """Right: PyTorch's autograd in float64 (allowed: the checker compares values)."""
+    xs = torch.tensor(x, requires_grad=True)
+    ps = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    s = xs.mean((3, 4)).transpose(1, 2)
+    e = (F.relu(s @ ps["w1"].T + ps["b1"]) @ ps["w2"].T + ps["b2"])[..., 0]
+    y = xs * (x.shape[2] * torch.softmax(e, 1))[:, None, :, None, None]
+    y.backward(torch.tensor(dout))
+    return xs.grad.numpy(), {k: v.grad.numpy() for k, v in ps.items()}
+
+
+def _temporal_backward(*args, **kwargs):
+    from utils.check.nb08_attention_in_practice import temporal_backward_variant
+
+    return temporal_backward_variant(*args, **kwargs)
+
+
+BACKWARD = (
+    [_temporal_backward, _temporal_backward_loops, _temporal_backward_autograd],
+    [partial(_temporal_backward, through_weights=False),           # the direct path only
+     partial(_temporal_backward, direct=False),                    # the weights' path only
+     partial(_temporal_backward, factor=False),                    # T forgotten in dL/da
+     partial(_temporal_backward, jacobian="diagonal"),             # softmax element-wise
+     partial(_temporal_backward, jacobian="sigmoid"),              # a(1 - a)
+     partial(_temporal_backward, spread=False),                    # 1/(HW) forgotten
+     partial(_temporal_backward, relu_mask=False),                 # ReLU unmasked
+     partial(_temporal_backward, transpose_w1=True)],              # dW1 transposed
+)
+
 CORPUS = {"retrieval_metrics": RETRIEVAL, "batch_hard_triplet_loss": TRIPLET,
-          "export_and_quantise": EXPORT}
+          "export_and_quantise": EXPORT, "temporal_attention_backward": BACKWARD}

@@ -177,6 +177,8 @@ BAD_CALLS = {
                                  "models must be a non-empty dict")],
     "deploy.nonlocal_scaling": [(lambda: deploy.nonlocal_scaling("/nonexistent"),
                                  "folder must be an existing folder")],
+    "deploy.interleaved_latency": [(lambda: deploy.interleaved_latency({}, X4),
+                                    "runs must be a non-empty dict")],
     "deploy.study_sizes": [(lambda: deploy.study_sizes("medium"),
                             "mode must be None, 'fast' or 'full'")],
     "benchmark.PlainSE": [(lambda: benchmark.PlainSE("se"), "se must be a SqueezeExcitation")],
@@ -688,6 +690,7 @@ BAD_CALLS.update({
     "reid.study_run": [(lambda: reid.study_run(True, "resnet", 0), "model must be one of")],
     "reid.load_study": [(lambda: reid.load_study(42), "path must be")],
     "reid.load_queries": [(lambda: reid.load_queries(42), "path must be")],
+    "reid.load_curves": [(lambda: reid.load_curves(42), "path must be")],
     "reid.main": [(lambda: reid.main(["--occluder", "2"]), SystemExit)],
 })
 NO_INPUT.update({

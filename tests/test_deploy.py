@@ -315,3 +315,17 @@ def test_bad_inputs_are_named(exported, tmp_path):
         deploy.deployment_study({"m": model}, np.zeros((2, 1, 40, 40)), np.zeros(2, dtype=int),
                                 np.zeros((2, 1, 40, 40)), deploy.REPOSITORY)
     assert not list(tmp_path.iterdir()), "nothing may be written before the input is checked"
+
+
+def test_interleaved_latency_times_files_and_callables_round_by_round(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU()).eval()
+    path = deploy.export_onnx(net, torch.zeros(1, 1, 8, 8), tmp_path / "m.onnx")
+    calls = []
+    x = np.zeros((1, 1, 8, 8), np.float32)
+    times = deploy.interleaved_latency({"onnx": path, "python": lambda a: calls.append(a.shape)},
+                                       x, rounds=3, calls=4, warmup=1)
+    assert set(times) == {"onnx", "python"}
+    assert all(t.shape == (3,) and (t > 0).all() for t in times.values())
+    assert len(calls) == 3 * (4 + 1) and calls[0] == (1, 1, 8, 8)
+    with pytest.raises(ValueError, match="rounds must be >= 2"):
+        deploy.interleaved_latency({"onnx": path}, x, rounds=1)

@@ -523,6 +523,39 @@ def _median_ms(call: Callable[[], object], warmup: int, repeats: int) -> float:
     return 1000 * statistics.median(times)
 
 
+def interleaved_latency(runs: dict[str, object], x: np.ndarray, *, rounds: int = 15,
+                        calls: int = 21, warmup: int = 3,
+                        threads: int = 1) -> dict[str, np.ndarray]:
+    """Latency of several models on the batch ``x``, measured in interleaved rounds: {name:
+    (rounds,) array of ms}. ``runs`` maps a name to an ONNX file (run by ONNX Runtime with
+    ``threads`` threads) or to a callable ``f(x)`` (for example a PyTorch model wrapped to
+    take an array; its threads are the caller's business). Each round runs every model in
+    turn, ``calls`` times after ``warmup`` calls, and keeps the median; a slow spell of the
+    machine (another process) then hits all models of a round alike, so ratios taken round
+    by round are paired, and the spread over rounds is the measurement's noise (for an
+    interval or an interquartile range)."""
+    if not isinstance(runs, dict) or not runs:
+        raise ValueError(f"runs must be a non-empty dict {{name: ONNX file or callable}}, got "
+                         f"{runs!r}")
+    arr = as_float_array(x, "x").astype(np.float32)
+    rounds = positive_int(rounds, "rounds", minimum=2)
+    calls = positive_int(calls, "calls")
+    warmup = positive_int(warmup, "warmup", minimum=0)
+    steps: dict[str, Callable[[], object]] = {}
+    for name, run in runs.items():
+        if callable(run):
+            steps[name] = lambda run=run: run(arr)
+        else:
+            session = onnx_session(run, threads=threads)
+            feed = {session.get_inputs()[0].name: arr}
+            steps[name] = lambda session=session, feed=feed: session.run(None, feed)
+    out = {name: np.empty(rounds) for name in steps}
+    for r in range(rounds):
+        for name, step in steps.items():
+            out[name][r] = _median_ms(step, warmup, calls)
+    return out
+
+
 def _runtime_name(ops: Counter) -> str:
     return "ONNX Runtime int8" if any(ops[op] for op in QUANTISED_OPS) else "ONNX Runtime fp32"
 
@@ -684,15 +717,17 @@ def nonlocal_resnet(backend: str = "matmul", *, stage: int = 2, **kwargs: object
 # -------------------------------------------------------------------------------- study
 
 STUDY_SIZES = {
-    "fast": {"test": 300, "calibration": 64, "warmup": 2, "repeats": 10, "sides": (14, 28)},
+    "fast": {"test": 300, "calibration": 64, "warmup": 2, "repeats": 10, "sides": (14, 28),
+             "rounds": 5, "calls": 7},
     "full": {"test": 1000, "calibration": 256, "warmup": 5, "repeats": 30,
-             "sides": (14, 28, 56, 112)},
+             "sides": (14, 28, 56, 112), "rounds": 15, "calls": 21},
 }
 
 
 def study_sizes(mode: str | None = None) -> dict:
     """The sizes of notebook 08's deployment study: test images, calibration images, timing
-    warm-up and repeats, and the input sides of the non-local scaling study. mode: 'fast',
+    warm-up and repeats, the input sides of the non-local scaling study, and the rounds and
+    calls per round of ``interleaved_latency``. mode: 'fast',
     'full', or None for the mode the course runs in (``runtime.mode_name``)."""
     from .runtime import mode_name
 

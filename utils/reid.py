@@ -525,6 +525,8 @@ class ReidResult:
     seconds: float
     model: nn.Module = field(repr=False)
     seed: int = 0
+    curve: list[tuple[int, float, float]] = field(default_factory=list)
+    """(epoch, training loss, test mAP) at every epoch ``train_reid``'s ``evaluate_on`` scored."""
 
 
 def _check_model(model: object) -> None:
@@ -536,14 +538,22 @@ def _check_model(model: object) -> None:
 def train_reid(model: nn.Module, train: ReidClips, *, epochs: int, p: int, k: int,
                lr: float = 3e-3, seed: int = 0, triplet_weight: float = 1.0,
                margin: float = 0.3, progress: str = "off",
-               device: torch.device | None = None) -> ReidResult:
+               device: torch.device | None = None, evaluate_on: ReidClips | None = None,
+               every: int = 5) -> ReidResult:
     """Train ``model`` (clips -> (embedding, logits)) on ``train`` for ``epochs`` passes of a
     ``PKSampler`` (p identities x k clips per batch, seeded by ``seed``): Adam with a one-cycle
     learning-rate schedule peaking at ``lr`` (as ``utils.training.train_classifier``); the loss
     is the cross-entropy of the logits over the training identities plus ``triplet_weight``
     times ``batch_hard_triplet_loss`` (``margin``) of the embeddings. ``progress`` ('auto',
-    'bar', 'text', 'off') reports each epoch. Returns a ReidResult."""
+    'bar', 'text', 'off') reports each epoch. With ``evaluate_on`` (test clips), the embedding's
+    mAP on them is measured after every ``every``-th epoch and the last one, into the result's
+    ``curve`` (evaluation draws no random numbers, so the training run is the same with or
+    without it). Returns a ReidResult."""
     _check_model(model)
+    if evaluate_on is not None and not isinstance(evaluate_on, ReidClips):
+        raise ValueError(f"evaluate_on must be ReidClips or None, got "
+                         f"{type(evaluate_on).__name__}")
+    every = positive_int(every, "every")
     if not isinstance(train, ReidClips):
         raise ValueError(f"train must be ReidClips (from reid_clips), got {type(train).__name__}")
     epochs = positive_int(epochs, "epochs")
@@ -565,8 +575,8 @@ def train_reid(model: nn.Module, train: ReidClips, *, epochs: int, p: int, k: in
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr,
                                                    total_steps=epochs * len(sampler))
-    losses, seconds = [], 0.0
-    for _ in range(epochs):
+    losses, seconds, curve = [], 0.0, []
+    for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         model.train()
         total = 0.0
@@ -583,9 +593,11 @@ def train_reid(model: nn.Module, train: ReidClips, *, epochs: int, p: int, k: in
             total += loss.item()
         losses.append(total / len(sampler))
         seconds += time.perf_counter() - start
+        if evaluate_on is not None and (epoch % every == 0 or epoch == epochs):
+            curve.append((epoch, losses[-1], evaluate_reid(model, evaluate_on)["mAP"]))
         bar.step(f"loss {losses[-1]:.3f}, {seconds:.0f} s")
     bar.close()
-    return ReidResult(losses, seconds, model, int(seed))
+    return ReidResult(losses, seconds, model, int(seed), curve)
 
 
 FEATURES = ("embedding", "bnneck")
@@ -713,14 +725,17 @@ STUDY_FIELDS = ("occluder", "model", "non_local", "seed", "mode", "epochs", "ran
                 "mAP", "rank1_bnneck", "rank5_bnneck", "mAP_bnneck", "final_loss", "seconds",
                 "threads", "device", "torch", "date")
 QUERY_FIELDS = ("occluder", "model", "seed", "query", "ap", "hit", "ap_bnneck", "hit_bnneck")
+CURVE_FIELDS = ("occluder", "model", "seed", "epoch", "loss", "mAP")
 
 
 def study_run(occluder: bool, model: str, seed: int, fast: bool | None = None,
-              setup: dict | None = None) -> tuple[dict, dict, ReidResult]:
+              setup: dict | None = None, epochs: int | None = None,
+              every: int = 0) -> tuple[dict, dict, ReidResult]:
     """Train and evaluate one run of the study: (the CSV row as a dict of
     ``STUDY_FIELDS``, per-query arrays {'ap', 'hit', 'ap_bnneck', 'hit_bnneck'}, the
     ReidResult). ``setup`` (from ``reid_experiment(occluder, fast)``) saves rebuilding the
-    clips."""
+    clips; ``epochs`` replaces its number of epochs; ``every`` > 0 records the test mAP
+    every ``every`` epochs in the ReidResult's ``curve``."""
     import datetime
 
     from .measure import device_name
@@ -730,14 +745,17 @@ def study_run(occluder: bool, model: str, seed: int, fast: bool | None = None,
         raise ValueError(f"model must be one of {tuple(STUDY_MODELS)}, got {model!r}")
     fast = fast_mode() if fast is None else fast
     setup = setup or reid_experiment(occluder, fast)
+    epochs = setup["epochs"] if epochs is None else positive_int(epochs, "epochs")
+    every = positive_int(every, "every", minimum=0)
     seed_everything(seed)
     net = ReidNet(STUDY_MODELS[model], num_identities=setup["identities"])
-    run = train_reid(net, setup["train"], epochs=setup["epochs"], p=setup["p"], k=setup["k"],
-                     lr=setup["lr"], seed=seed, device=torch.device("cpu"))
+    run = train_reid(net, setup["train"], epochs=epochs, p=setup["p"], k=setup["k"],
+                     lr=setup["lr"], seed=seed, device=torch.device("cpu"),
+                     evaluate_on=setup["test"] if every else None, every=every or 1)
     euclid = evaluate_reid(run.model, setup["test"], per_query=True)
     neck = evaluate_reid(run.model, setup["test"], feature="bnneck", per_query=True)
     row = {"occluder": int(occluder), "model": model, "non_local": STUDY_MODELS[model],
-           "seed": seed, "mode": "fast" if fast else "full", "epochs": setup["epochs"],
+           "seed": seed, "mode": "fast" if fast else "full", "epochs": epochs,
            "rank1": euclid["rank-1"], "rank5": euclid["rank-5"], "mAP": euclid["mAP"],
            "rank1_bnneck": neck["rank-1"], "rank5_bnneck": neck["rank-5"],
            "mAP_bnneck": neck["mAP"], "final_loss": run.losses[-1], "seconds": run.seconds,
@@ -796,6 +814,27 @@ def load_queries(path: str | Path = RECORDED / "reid_study_queries.csv") -> dict
     return out
 
 
+def load_curves(path: str | Path = RECORDED / "reid_long_curve.csv") -> dict:
+    """Training curves of a study run with ``--curve``: {(occluder, model): {'epoch': (E,),
+    'loss': (seeds, E), 'mAP': (seeds, E)}}, seeds in increasing order."""
+    import csv
+
+    with open(_csv_path(path)) as handle:
+        rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
+    out: dict = {}
+    for key in sorted({(int(r["occluder"]), r["model"]) for r in rows}):
+        mine = [r for r in rows if (int(r["occluder"]), r["model"]) == key]
+        seeds = sorted({int(r["seed"]) for r in mine})
+        epochs = sorted({int(r["epoch"]) for r in mine})
+        table = {name: np.full((len(seeds), len(epochs)), np.nan) for name in ("loss", "mAP")}
+        for r in mine:
+            for name in table:
+                table[name][seeds.index(int(r["seed"])), epochs.index(int(r["epoch"]))] = \
+                    float(r[name])
+        out[key] = {"epoch": np.array(epochs), **table}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m utils.reid``: the re-identification study of notebook 08 (occluder off/on
     x non-local off/on x seeds), one CSV row per run and one row per run and query."""
@@ -812,10 +851,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", default="data/reid_study.csv")
     parser.add_argument("--queries", default="data/reid_study_queries.csv")
     parser.add_argument("--fast", action="store_true", help="the fast mode's sizes")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"epochs per run (default: the mode's, {STUDY_EPOCHS} in full mode)")
+    parser.add_argument("--curve", default=None,
+                        help="also write (epoch, loss, test mAP) rows of every run to this CSV")
+    parser.add_argument("--every", type=int, default=10, help="epochs between curve points")
     args = parser.parse_args(argv)
     command = "OMP_NUM_THREADS=1 python -m utils.reid " + shlex.join(
         argv if argv is not None else sys.argv[1:])
-    for path, fields in ((args.csv, STUDY_FIELDS), (args.queries, QUERY_FIELDS)):
+    outputs = [(args.csv, STUDY_FIELDS), (args.queries, QUERY_FIELDS)]
+    if args.curve:
+        outputs.append((args.curve, CURVE_FIELDS))
+    for path, fields in outputs:
         try:
             new = open(path).read() == ""
         except FileNotFoundError:
@@ -828,7 +875,15 @@ def main(argv: list[str] | None = None) -> int:
         setup = reid_experiment(bool(occluder), args.fast)
         for model in args.model:
             for seed in args.seeds:
-                row, per_query, _ = study_run(bool(occluder), model, seed, args.fast, setup)
+                row, per_query, run = study_run(bool(occluder), model, seed, args.fast, setup,
+                                                epochs=args.epochs,
+                                                every=args.every if args.curve else 0)
+                if args.curve:
+                    with open(args.curve, "a") as handle:
+                        writer = csv.writer(handle, lineterminator="\n")
+                        for epoch, loss, score in run.curve:
+                            writer.writerow([occluder, model, seed, epoch, f"{loss:.6f}",
+                                             f"{score:.6f}"])
                 with open(args.csv, "a") as handle:
                     csv.DictWriter(handle, STUDY_FIELDS, lineterminator="\n").writerow(row)
                 with open(args.queries, "a") as handle:

@@ -84,6 +84,7 @@ from .nb08_attention_in_practice import (
     batch_hard_triplet_loss,
     export_and_quantise,
     retrieval_metrics,
+    temporal_attention_backward,
     temporal_weights,
 )
 
@@ -99,5 +100,6 @@ __all__ = [
     "InteractionAware", "affinity_mask", "attention_similarity", "fold_attention",
     "query_free_nonlocal", "GlobalContext", "eca_gate", "ECA", "MultiHeadAttention",
     "temporal_weights",
-    "TemporalAttention", "retrieval_metrics", "batch_hard_triplet_loss", "export_and_quantise",
+    "temporal_attention_backward", "TemporalAttention", "retrieval_metrics",
+    "batch_hard_triplet_loss", "export_and_quantise",
 ]

@@ -112,6 +112,148 @@ def TemporalAttention(cls: Callable) -> Callable:
 
 
 # ---------------------------------------------------------------------------------------------
+# Temporal attention's backward pass (NumPy)
+
+
+def temporal_backward_variant(dout: np.ndarray, x: np.ndarray, params: dict, *,
+                              through_weights: bool = True, direct: bool = True,
+                              factor: bool = True, jacobian: str = "softmax",
+                              spread: bool = True, relu_mask: bool = True,
+                              transpose_w1: bool = False) -> tuple[np.ndarray, dict]:
+    """The backward pass of temporal attention, right by default, each argument one way a
+    learner gets it wrong (to name the mistake): ``through_weights=False`` drops x's path
+    through the frame weights; ``direct=False`` drops its direct path; ``factor=False`` forgets
+    the factor T in dL/da; ``jacobian`` 'diagonal' (de = a * da, the softmax's coupling
+    forgotten) or 'sigmoid' (de = a(1 - a) da); ``spread=False`` forgets the 1/(HW) of the
+    mean over space; ``relu_mask=False`` forgets the ReLU; ``transpose_w1`` returns dW1
+    transposed."""
+    b, c, t, h, w = x.shape
+    z = x.mean(axis=(3, 4)).transpose(0, 2, 1)                        # (B, T, C)
+    pre = z @ params["w1"].T + params["b1"]                           # (B, T, C/r)
+    hidden = np.maximum(pre, 0)
+    e = (hidden @ params["w2"].T + params["b2"])[..., 0]              # (B, T)
+    a = np.exp(e - e.max(axis=1, keepdims=True))
+    a = a / a.sum(axis=1, keepdims=True)
+    da = (t if factor else 1) * (dout * x).sum(axis=(1, 3, 4))       # (B, T)
+    if jacobian == "softmax":
+        de = a * (da - (a * da).sum(axis=1, keepdims=True))
+    elif jacobian == "diagonal":
+        de = a * da
+    else:
+        de = a * (1 - a) * da
+    dw2 = (de[..., None] * hidden).sum(axis=(0, 1))[None, :]           # (1, C/r)
+    db2 = np.array([de.sum()])
+    dhidden = de[..., None] * params["w2"][0]                          # (B, T, C/r)
+    dpre = dhidden * (pre > 0) if relu_mask else dhidden
+    dw1 = np.einsum("btk,btc->kc", dpre, z)
+    db1 = dpre.sum(axis=(0, 1))
+    dz = dpre @ params["w1"]                                          # (B, T, C)
+    ds = dz.transpose(0, 2, 1)[..., None, None] / (h * w if spread else 1)
+    dx = np.zeros_like(x)
+    if direct:
+        dx = dx + t * a[:, None, :, None, None] * dout
+    if through_weights:
+        dx = dx + ds
+    return dx, {"w1": dw1.T if transpose_w1 else dw1, "b1": db1, "w2": dw2, "b2": db2}
+
+
+_BACKWARD_MISTAKES = (
+    ({"through_weights": False}, "dx holds only the direct path T a_t g_t: x also reaches the "
+                                 "output through the frame weights (x -> descriptor -> score "
+                                 "-> softmax -> a_t), and that second path adds a term"),
+    ({"direct": False}, "dx holds only the path through the weights: x_t also multiplies its "
+                        "weight directly in y_t = T a_t x_t, which sends T a_t g_t back"),
+    ({"factor": False}, "dL/da_t lost the factor T of y_t = T a_t x_t"),
+    ({"jacobian": "diagonal"}, "the softmax's backward was taken element by element (de = a "
+                               "da): every weight depends on every score of its clip, so "
+                               "each de_t also receives minus a_t times the clip's weighted "
+                               "mean of da"),
+    ({"jacobian": "sigmoid"}, "the softmax's backward was written as a sigmoid's, a(1 - a): "
+                              "the weights of one clip are coupled through their shared sum"),
+    ({"spread": False}, "the descriptor is a mean over H x W positions, so each position "
+                        "receives 1/(HW) of ds_t, not all of it"),
+    ({"relu_mask": False}, "the gradient went back through the ReLU unmasked: it passes only "
+                           "where the pre-activation W1 s_t + b1 was positive"),
+)
+
+
+def _backward_mistake(fn: Callable, case: Case) -> str | None:
+    """The named mistake whose variant the learner's answer equals on ``case``, if any."""
+    import copy
+
+    try:
+        got = fn(*copy.deepcopy(case.args))
+        dx, grads = got
+        dx = np.asarray(dx, dtype=float)
+    except Exception:
+        return None
+    if grads is None or not isinstance(grads, dict):
+        return None
+    right = temporal_backward_variant(*case.args)
+    for kwargs, text in _BACKWARD_MISTAKES:
+        wrong = temporal_backward_variant(*case.args, **kwargs)
+        if dx.shape == wrong[0].shape and np.allclose(dx, wrong[0], rtol=1e-6, atol=1e-9) \
+                and not np.allclose(wrong[0], right[0], rtol=1e-6, atol=1e-9):
+            return text
+        if kwargs in ({"relu_mask": False}, {"jacobian": "diagonal"}, {"factor": False}):
+            try:
+                dw1 = np.asarray(grads.get("w1"), dtype=float)
+                if dw1.shape == wrong[1]["w1"].shape and np.allclose(
+                        dw1, wrong[1]["w1"], rtol=1e-6, atol=1e-9) and not np.allclose(
+                        dw1, right[1]["w1"], rtol=1e-6, atol=1e-9):
+                    return text
+            except Exception:
+                pass
+    try:
+        dw1 = np.asarray(grads.get("w1"), dtype=float)
+        if dw1.shape == right[1]["w1"].T.shape and dw1.shape != right[1]["w1"].shape:
+            return ("dw1 has the shape of W1 transposed: a weight's gradient has the weight's "
+                    "shape, (C/r, C) for W1")
+    except Exception:
+        pass
+    return None
+
+
+@exercise(
+    points=3,
+    idea="x reaches the output by two paths: directly, as the factor x_t of y_t = T a_t x_t, "
+         "and through the weights (x -> mean over space -> shared MLP -> score -> softmax over "
+         "the clip's frames -> a_t). Go back along both and add. The softmax couples the "
+         "frames of a clip: every weight depends on every score, so its backward is not "
+         "element by element. b2 shifts every score of a clip alike.",
+    hint="recompute the forward: z = x.mean((3, 4)).transpose(0, 2, 1); pre = z @ w1.T + b1; "
+         "hid = np.maximum(pre, 0); a = softmax over axis 1 of (hid @ w2.T + b2)[..., 0]. Then "
+         "da = T * (dout * x).sum((1, 3, 4)); de = a * (da - (a * da).sum(1, keepdims=True)); "
+         "dw2 = np.einsum('bt,btk->k', de, hid)[None]; db2 = np.array([de.sum()]); "
+         "dpre = de[..., None] * w2[0] * (pre > 0); dw1 = np.einsum('btk,btc->kc', "
+         "dpre, z); db1 = dpre.sum((0, 1)); ds = (dpre @ w1).transpose(0, 2, 1); "
+         "dx = T * a[:, None, :, None, None] * dout + ds[..., None, None] / (H * W).")
+def temporal_attention_backward(fn: Callable) -> Callable:
+    """Notebook 08: temporal attention's backward ``fn(dout, x, params) -> (dx, grads)``,
+    grads {'w1', 'b1', 'w2', 'b2'}, for x (B, C, T, H, W) and y_t = T a_t x_t."""
+    rng = np.random.default_rng(57)
+    cases = []
+    for b, c, r, t, h, w in [(2, 8, 2, 5, 3, 4), (1, 6, 3, 4, 2, 2), (3, 4, 1, 3, 1, 5)]:
+        x = rng.normal(size=(b, c, t, h, w))
+        params = reference.init_temporal(c, r, rng, scale=2.0)
+        cases.append(Case((rng.normal(size=x.shape), x, params)))
+
+    def ref(dout, x, params):
+        return reference.temporal_attention_backward(
+            dout, reference.temporal_attention(x, params)[1])
+
+    mistake = None
+    if not getattr(fn, "__dict__", {}).get("acv_reference_for"):
+        mistake = next((m for m in (_backward_mistake(fn, case) for case in cases) if m), None)
+    idea = None if mistake is None else (
+        f"{mistake}. (In general: go back along both paths of x, direct and through the "
+        "weights, and add them.)")
+    return check_exercise(fn, ref, cases, title="temporal_attention_backward", idea=idea,
+                          rtol=1e-6, atol=1e-9)
+
+
+
+# ---------------------------------------------------------------------------------------------
 # Re-identification: CMC and mAP with the junk rule (NumPy)
 
 
