@@ -140,3 +140,33 @@ def test_a_batch_runs_every_module_on_that_many_inputs(tmp_path):
     assert benchmark.main(["--shapes", "16,4,4", "--modules", "SE", "--repeats", "1",
                            "--progress", "off", "--batch", "2", "--markdown", str(md)]) == 0
     assert "batch 2" in md.read_text()
+
+
+def test_no_pass_is_timed_inside_the_memory_measurement_mode(monkeypatch):
+    """Memory is measured in a pass of its own: with every allocation served from fresh pages
+    a CPU forward pass runs several times slower, so timing inside that mode would inflate
+    the times (and make them disagree with time_spread, which never enters it)."""
+    import contextlib
+
+    inside = []
+    timed_inside = []
+    real = benchmark._times
+
+    @contextlib.contextmanager
+    def marking():
+        inside.append(True)
+        try:
+            yield
+        finally:
+            inside.pop()
+
+    def recording(modules, x, warmup, repeats):
+        timed_inside.append(bool(inside))
+        return real(modules, x, warmup, repeats)
+
+    monkeypatch.setattr(benchmark, "_mmap_every_allocation", marking)
+    monkeypatch.setattr(benchmark, "_times", recording)
+    rows = benchmark.run([(16, 4, 4), (16, 8, 8)], modules=["SE", "NL sdpa", "NL matmul"],
+                         repeats=2, warmup=0, progress="off")
+    assert len(rows) == 6 and all(r.ms > 0 and r.peak_mib >= 0 for r in rows)
+    assert timed_inside and not any(timed_inside)
