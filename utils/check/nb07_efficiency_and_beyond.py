@@ -207,7 +207,9 @@ def ECA(cls: Callable) -> Callable:
          "to the batch, so that each head's (T, T) scores compare tokens with its d channels "
          "only, scaled by 1 / sqrt(d), the size of a head's dot product, not of all D channels; "
          "the softmax runs over the keys. Then undo the split in the same order (heads back "
-         "after the tokens, then merged into D channels) before the output projection w_z.",
+         "after the tokens, then merged into D channels) before the output projection w_z. The "
+         "first test case has one head: if it passes and a later one fails, look at how you "
+         "split and merge the heads; if it fails, at the scale, the softmax's axis and w_z.",
     hint="in __init__: self.heads = heads; self.theta, self.phi, self.g, self.w_z = "
          "(nn.Linear(dim, dim) for _ in range(4)). In forward: b, t, D = x.shape; d = D // "
          "self.heads; split = lambda u: u.reshape(b, t, self.heads, d).transpose(1, 2) gives "
@@ -220,8 +222,10 @@ def MultiHeadAttention(cls: Callable) -> Callable:
     operations on D / h channels each, concatenated and projected."""
     from .. import vit
 
-    builds = [Case((8,), {"heads": 4}), Case((6,), {"heads": 1}), Case((12,), {"heads": 3}),
+    # One head first: a learner whose single head is right and whose heads=4 case fails
+    # learns from the case numbers that the split into heads is what is wrong.
+    builds = [Case((6,), {"heads": 1}), Case((8,), {"heads": 4}), Case((12,), {"heads": 3}),
               Case((16,), {"heads": 2})]
-    shapes = [[(2, 5, 8), (1, 7, 8)], [(2, 4, 6)], [(3, 6, 12)], [(2, 9, 16)]]
+    shapes = [[(2, 4, 6)], [(2, 5, 8), (1, 7, 8)], [(3, 6, 12)], [(2, 9, 16)]]
     return check_module(cls, vit.MultiHeadAttention, builds, shapes,
                         title="MultiHeadAttention", large=30.0)
