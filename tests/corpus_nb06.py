@@ -1,5 +1,6 @@
-"""Checker corpus of notebook 06's exercise ``fold_attention``: right answers written in other
-ways, and the mistakes a learner folding a clip for attention would plausibly make."""
+"""Checker corpus of notebook 06's exercises ``fold_attention`` and ``axis_code``: right answers
+written in other ways, and the mistakes a learner folding a clip for attention, or designing a
+position code for one axis, would plausibly make."""
 
 from __future__ import annotations
 
@@ -76,6 +77,33 @@ def _moveaxis(x, affinity):
     return np.moveaxis(y, -1, 1)
 
 
+def _axis(length, pairs, omega, parts=("sin", "cos")):
+    """Sine and cosine rows of the angles omega_k * p for the cells p of one axis."""
+    angle = np.asarray(omega, dtype=float)[:, None] * np.arange(length)[None, :]
+    rows = {"sin": np.sin(angle), "cos": np.cos(angle)}
+    return np.concatenate([rows[part] for part in parts])
+
+
+def _interleaved(length, pairs):
+    """A right answer: one (sin, cos) row pair per frequency, the whole axis within pi."""
+    rows = []
+    for k in range(pairs):
+        omega = np.pi * (k + 1) / (pairs * (length - 1) + 1)
+        rows += [np.sin(omega * np.arange(length)), np.cos(omega * np.arange(length))]
+    return np.array(rows)
+
+
+def _complex(length, pairs):
+    """A right answer: a rotation e^{i w p} per frequency, split into real and imaginary
+    parts, with the slowest frequency half the fastest."""
+    omega = np.linspace(0.5, 1.0, pairs) * np.pi / length
+    z = np.exp(1j * omega[:, None] * np.arange(length)[None, :])
+    return np.concatenate([z.real, z.imag])
+
+
+_K = lambda pairs, start=1: np.arange(start, pairs + start)  # noqa: E731
+
+
 CORPUS = {
     "fold_attention": (
         [reference.fold_attention, _loops, _moveaxis],
@@ -88,4 +116,18 @@ CORPUS = {
          lambda x, a: _fold(x, a, across_batch=True),          # lets clips attend to each other
          lambda x, a: _fold(x, a).astype(np.float32),          # float32 loses the precision
          lambda x, a: _fold(x, a).transpose(0, 2, 1, 3, 4)]),  # returns (B, T, C, H, W)
+    "axis_code": (
+        [lambda n, m: _axis(n, m, np.pi * _K(m) / (m * n)),
+         lambda n, m: _axis(n, m, np.pi * _K(m) / (m * (n - 1) if n > 1 else m), ("cos", "sin")),
+         _interleaved, _complex],
+        [lambda n, m: _axis(n, m, 10000.0 ** (-_K(m, 0) / m)),      # Vaswani's base: wraps
+         lambda n, m: _axis(n, m, 2 * np.pi * _K(m) / (m * n)),     # a full period, not half
+         lambda n, m: _axis(n, m, np.pi * _K(m) / n),               # forgets to share pi
+         lambda n, m: _axis(n, m, np.pi * _K(m) / (m * n), ("sin",) * 2),  # sines only
+         lambda n, m: _axis(n, m, np.pi * _K(m, 0) / (m * n)),      # a frequency of 0
+         lambda n, m: _axis(n, m, 1e-3 * _K(m)),                    # far too slow
+         lambda n, m: _axis(n, m, np.pi * _K(m) / (m * n)).T,       # (length, 2 * pairs)
+         lambda n, m: np.eye(2 * m, n),                              # one-hot cells
+         lambda n, m: np.vstack([np.arange(n) / n] * m + [1 - np.arange(n) / n] * m),  # ramps
+         lambda n, m: _axis(n, m, 2 * np.pi * _K(m) / (m * n) * (n / max(n - 1, 1)))]),
 }

@@ -171,14 +171,6 @@ def _mask_kron(t, h, w, a):
     return np.ones((t * hw, t * hw), dtype=bool)
 
 
-def _similarity(m, diagonal=False, normalise=True, denominator="pairs"):
-    u = m / np.linalg.norm(m, axis=1, keepdims=True) if normalise else m
-    gram = u @ u.T
-    n = len(m)
-    total = gram.sum() if diagonal else gram.sum() - np.trace(gram)
-    return float(total / (n * (n - 1) if denominator == "pairs" else n * n))
-
-
 def _gc(x, w_k, b_k, stable=True, axis=-1, bias=True):
     flat = x.reshape(x.shape[0], x.shape[1], -1)
     scores = np.einsum("c,bcn->bn", w_k, flat) + (b_k if bias else 0.0)
@@ -1105,13 +1097,6 @@ CORPUS = {
              t * h * w, dtype=bool),
          lambda t, h, w, a: _mask_kron(t, h, w, a).tolist(),
          lambda t, h, w, a: torch.tensor(_mask_kron(t, h, w, a))]),
-    "attention_similarity": (
-        [lambda m: float(np.mean([m[i] @ m[j] / np.linalg.norm(m[i]) / np.linalg.norm(m[j])
-                                  for i in range(len(m)) for j in range(len(m)) if i != j]))],
-        [lambda m: _similarity(m, diagonal=True), lambda m: _similarity(m, normalise=False),
-         lambda m: _similarity(m, denominator="square"), lambda m: _similarity(m.T),
-         lambda m: (lambda u: u @ u.T)(m / np.linalg.norm(m, axis=1, keepdims=True)),
-         lambda m: np.array([_similarity(m)])]),
     "eca_gate": (
         [lambda x, w: functional.sigmoid(np.stack([np.convolve(r, w[::-1], mode="same")
                                                    for r in x.mean(axis=(2, 3))]))],

@@ -251,3 +251,59 @@ def test_the_recorded_sweep_holds_five_seeds_of_every_model_of_the_notebook():
     sweep = tv.sweep_results(rows)
     assert set(sweep) == set(tv.video_models())
     assert all([r.seed for r in runs] == [0, 1, 2, 3, 4] for runs in sweep.values())
+
+
+def _gridpos_record() -> tuple[list[dict], list[dict], object]:
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    return (tv.read_results(data / "video_gridpos_saved.csv"),
+            tv.read_results(data / "video_gridpos_longer.csv"), data / "video_gridpos_checkpoints")
+
+
+def test_the_saved_gridpos_weights_give_their_recorded_accuracies():
+    """Notebook 06 (Section 7) measures the attention of the five i3d+nl+gridpos checkpoints:
+    each one, evaluated on the full-mode test clips, gives the accuracies of its row in
+    data/video_gridpos_saved.csv, which are the sweep's rows of the same seed."""
+    from pathlib import Path
+
+    saved, _, folder = _gridpos_record()
+    sweep = {r["seed"]: r for r in tv.read_results(
+        Path(__file__).resolve().parents[1] / "data" / "video_sweep.csv")
+        if r["model"] == "i3d+nl+gridpos"}
+    test = tv.video_experiment(fast=False)["test"]
+    assert sorted(r["seed"] for r in saved) == [0, 1, 2, 3, 4]
+    for row in saved:
+        ckpt = tv.load_checkpoint(folder / tv.checkpoint_name("i3d+nl+gridpos", row["seed"], "full"))
+        assert (ckpt["seed"], ckpt["epochs"], ckpt["mode"]) == (row["seed"], 6, "full")
+        model = tv._model_from(ckpt, folder)
+        accuracy, per_class, _ = tv.evaluate(model, test)
+        per = row["test_clips"] // len(per_class)
+        assert abs(accuracy - row["accuracy"]) <= 1 / row["test_clips"] + 1e-9, (accuracy, row)
+        for k, acc in enumerate(per_class):
+            assert abs(acc - row[f"class{k}"]) <= 1 / per + 1e-9
+            assert abs(row[f"class{k}"] - sweep[row["seed"]][f"class{k}"]) < 1e-6
+
+
+@pytest.mark.slow
+def test_one_resumed_gridpos_run_is_reproduced(tmp_path, capsys):
+    """Re-run one row of data/video_gridpos_longer.csv: seed 0's checkpoint trained 6 more
+    epochs with the recorded thread count (about 3 minutes on one core); each accuracy within
+    2 clips of the recorded one (see test_one_run_of_the_committed_sweep_is_reproduced)."""
+    _, longer, folder = _gridpos_record()
+    row = next(r for r in longer if r["seed"] == 0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(row["threads"])
+    try:
+        out = tmp_path / "again.csv"
+        assert tv.main(["--resume", str(folder / tv.checkpoint_name("i3d+nl+gridpos", 0, "full")),
+                        "--epochs", str(row["epochs"] - 6), "--csv", str(out),
+                        "--progress", "off"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    (again,) = tv.read_results(out)
+    per = row["test_clips"] // 6
+    assert again["epochs"] == row["epochs"]
+    assert abs(again["accuracy"] - row["accuracy"]) <= 2 / row["test_clips"] + 1e-9
+    for k in range(6):
+        assert abs(again[f"class{k}"] - row[f"class{k}"]) <= 2 / per + 1e-9, (k, again, row)

@@ -71,7 +71,7 @@ from .nb04_non_local import (
                    tiled_attention,
 )
 from .nb05_interaction_aware import InteractionAware, orthogonality_penalty, top_components
-from .nb06_video_attention import affinity_mask, attention_similarity, fold_attention
+from .nb06_video_attention import affinity_mask, axis_code, fold_attention
 from .nb07_efficiency_and_beyond import (
     ECA,
     GlobalContext,
@@ -97,7 +97,7 @@ __all__ = [
     "channel_attention", "spatial_attention", "ChannelAttention", "SpatialAttention", "CBAM",
     "attention_in_box", "nlmeans_weights", "embedded_attention", "dot_attention",
     "max_pool_2x2", "tiled_attention", "NonLocal", "top_components", "orthogonality_penalty",
-    "InteractionAware", "affinity_mask", "attention_similarity", "fold_attention",
+    "InteractionAware", "affinity_mask", "fold_attention", "axis_code",
     "query_free_nonlocal", "GlobalContext", "eca_gate", "ECA", "MultiHeadAttention",
     "temporal_weights",
     "temporal_attention_backward", "TemporalAttention", "retrieval_metrics",
