@@ -286,10 +286,12 @@ def test_the_saved_gridpos_weights_give_their_recorded_accuracies():
 
 
 @pytest.mark.slow
-def test_one_resumed_gridpos_run_is_reproduced(tmp_path, capsys):
+def test_one_resumed_gridpos_run_is_reproduced(tmp_path, capsys, monkeypatch):
     """Re-run one row of data/video_gridpos_longer.csv: seed 0's checkpoint trained 6 more
-    epochs with the recorded thread count (about 3 minutes on one core); each accuracy within
-    2 clips of the recorded one (see test_one_run_of_the_committed_sweep_is_reproduced)."""
+    epochs in full mode with the recorded thread count (about 3 minutes on one core); each
+    accuracy within 2 clips of the recorded one (see
+    test_one_run_of_the_committed_sweep_is_reproduced)."""
+    monkeypatch.setenv("ACV_FAST", "0")                 # the checkpoint is a full-mode run
     _, longer, folder = _gridpos_record()
     row = next(r for r in longer if r["seed"] == 0)
     threads = torch.get_num_threads()
